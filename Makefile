@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine (Python 3.11+, pip, npm):
+#   make demo   set up, then run the whole loop on the bundled example
+#   make test   set up, then run every check CI runs
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NODE_STAMP := tools/node_modules/.installed
+DEMO_OUT ?= demo-out
+
+.PHONY: setup demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+$(NODE_STAMP): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+setup: $(STAMP) $(NODE_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dispatch-kit demo --out $(DEMO_OUT)
+
+test: setup
+	$(BIN)/ruff check scripts tests bench
+	$(BIN)/dispatch-kit manifests --check
+	PATH="$(CURDIR)/tools/node_modules/.bin:$$PATH" $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) tools/node_modules $(DEMO_OUT)

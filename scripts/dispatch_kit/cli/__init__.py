@@ -1,0 +1,56 @@
+"""The ``dispatch-kit`` command: a thin layer that parses flags and calls the library.
+
+Each subcommand lives in its own module here with two functions: ``register``
+adds its parser, ``run`` does the work. Those modules import only argparse at
+top level so that ``dispatch-kit lint`` starting cold does not pay for Jinja,
+jsonschema or SQLite it will not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from dispatch_kit import __version__
+from dispatch_kit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InputError
+
+# Order is the order ``--help`` lists them in.
+COMMANDS = [
+    "manifests",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dispatch-kit",
+        description="Validate dispatch plans, check exit criteria, render and lint dispatch prompts.",
+    )
+    parser.add_argument("--version", action="version", version=f"dispatch-kit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"dispatch_kit.cli.{name.replace('-', '_')}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("dispatch-kit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # A reader such as `head` closed the pipe: not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -1,0 +1,157 @@
+"""Read YAML or JSON a user wrote, with positions, and turn every failure into one line.
+
+Plans and variable files come from people and from other programs. The loader
+must never execute tags (``!!python/object``), never expand an alias bomb, and
+never surface a parser traceback. ruamel.yaml's round-trip loader keeps the
+line and column of every key, which the validators need for ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from dispatch_kit.errors import InputError
+
+# A generous ceiling on the nodes reachable through aliases: real plans have a
+# few hundred; a "billion laughs" document reaches it after a handful of levels.
+MAX_EXPANDED_NODES = 200_000
+
+
+def read_text(path: str) -> str:
+    """Read a file (``-`` is stdin) as UTF-8, naming the first bad byte's position."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a file", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", path=path, line=line, column=column
+        ) from None
+
+
+def load_yaml(text: str, path: str) -> Any:
+    """Parse one YAML (or JSON) document with positions kept; raise InputError on any defect."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    if not text.strip():
+        raise InputError("empty file", path=path, line=1, column=1)
+    yaml = YAML(typ="rt", pure=True)
+    yaml.allow_duplicate_keys = False
+    try:
+        docs = list(yaml.load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        if "\t" in problem or "'\\t'" in problem:
+            problem = "tab character where YAML allows only spaces"
+        if "duplicate key" in str(exc.problem or ""):
+            problem = str(exc.problem).split("\n")[0].strip()
+        raise InputError(
+            f"invalid YAML: {problem}",
+            path=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except YAMLError as exc:
+        raise InputError(f"invalid YAML: {str(exc).splitlines()[0]}", path=path) from None
+    except RecursionError:
+        raise InputError("invalid YAML: nesting too deep", path=path) from None
+    if len(docs) != 1:
+        raise InputError(f"expected one YAML document, found {len(docs)}", path=path, line=1, column=1)
+    data = docs[0]
+    _check_plain(data, path)
+    return data
+
+
+def _check_plain(data: Any, path: str) -> None:
+    """Reject alias bombs and tagged values; only plain maps, lists and scalars may remain."""
+    from ruamel.yaml.comments import TaggedScalar
+
+    plain_scalars = (str, int, float, bool, type(None))
+    budget = MAX_EXPANDED_NODES
+    stack: list[tuple[Any, tuple[int | None, int | None]]] = [(data, (1, 1))]
+    while stack:
+        node, (line, column) = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise InputError(
+                f"document expands to more than {MAX_EXPANDED_NODES} nodes through aliases",
+                path=path,
+                line=1,
+                column=1,
+            )
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if isinstance(node, TaggedScalar) or tag or not isinstance(node, (dict, list, *plain_scalars)):
+            kind = f"tag {tag}" if tag else f"a value of type {type(node).__name__}"
+            raise InputError(
+                f"unsupported YAML: {kind}; only plain mappings, lists and scalars are allowed"
+                " (quote dates and tagged text)",
+                path=path,
+                line=line,
+                column=column,
+            )
+        if isinstance(node, dict):
+            stack.extend((value, position(node, key)) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, position(node, i)) for i, value in enumerate(node))
+
+
+def position(container: Any, key: Any) -> tuple[int | None, int | None]:
+    """1-based (line, column) of ``container[key]``'s key (or list item) when ruamel recorded it."""
+    lc = getattr(container, "lc", None)
+    if lc is None:
+        return None, None
+    try:
+        if isinstance(container, dict):
+            line, column = lc.key(key)
+        else:
+            line, column = lc.item(key)
+    except (KeyError, IndexError, TypeError):
+        return None, None
+    return line + 1, column + 1
+
+
+def locate(data: Any, keys: Iterable[Any]) -> tuple[int | None, int | None]:
+    """Position of the deepest recorded element along ``keys`` (a JSON-schema error path)."""
+    best: tuple[int | None, int | None] = (1, 1)
+    node = data
+    for key in keys:
+        if isinstance(node, dict) and key in node or isinstance(node, list) and (
+            isinstance(key, int) and 0 <= key < len(node)
+        ):
+            line, column = position(node, key)
+            if line is not None:
+                best = (line, column)
+            node = node[key]
+        else:
+            break
+    return best
+
+
+def to_plain(data: Any) -> Any:
+    """Copy ruamel containers into plain dicts and lists (for jsonschema and JSON output)."""
+    if isinstance(data, dict):
+        return {str(k) if not isinstance(k, str) else k: to_plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [to_plain(v) for v in data]
+    if isinstance(data, str):
+        return str(data)
+    if isinstance(data, bool):
+        return bool(data)
+    if isinstance(data, int):
+        return int(data)
+    if isinstance(data, float):
+        return float(data)
+    return data

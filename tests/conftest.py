@@ -1,0 +1,78 @@
+"""Shared fixtures: run the real CLI as a user would, and find external tools.
+
+Tests drive ``dispatch-kit`` as a subprocess so they see what users see: the
+exit code, stdout and stderr, and no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "scripts"
+EXAMPLES = ROOT / "examples"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SCRIPTS) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str,
+    input: str | bytes | None = None,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Result:
+    """Run ``python -m dispatch_kit ARGS`` and capture what a user would see."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dispatch_kit", *args],
+        input=input.encode() if isinstance(input, str) else input,
+        capture_output=True,
+        cwd=cwd,
+        env=env or cli_env(),
+        timeout=timeout,
+    )
+    result = Result(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; skipped locally when absent, a failure under CI."""
+    path = shutil.which(name)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is not installed; `make test` installs it")
+    pytest.skip(f"{name} not installed (run `make test` to set up)")
