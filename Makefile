@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/dispatch-kit demo --out $(DEMO_OUT)
 
 test: setup
-	$(BIN)/ruff check scripts tests bench
+	$(BIN)/ruff check scripts tests bench bin/dispatch-kit
 	$(BIN)/dispatch-kit manifests --check
 	PATH="$(CURDIR)/tools/node_modules/.bin:$$PATH" $(BIN)/pytest
 

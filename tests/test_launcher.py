@@ -1,0 +1,340 @@
+"""``bin/dispatch-kit``: the command a skill calls right after the plugin is installed.
+
+Claude Code puts the plugin's ``bin/`` on the Bash tool's PATH; nobody has run
+pip at that point. The launcher must run the CLI straight away when python3
+already has the dependencies, install them once into a private environment
+when it does not (also when two calls race for it), and otherwise say in one
+line what to run. These tests run the real launcher as a real process with a
+python3 of each kind first on PATH; installs use a local wheel folder so they
+need no network after the first run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+LAUNCHER = ROOT / "bin" / "dispatch-kit"
+REQUIREMENTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def python3_dir(tmp: Path, python: str) -> Path:
+    """A folder holding a ``python3`` that runs ``python``, to put first on PATH."""
+    folder = tmp / "python-on-path"
+    folder.mkdir(parents=True, exist_ok=True)
+    wrapper = folder / "python3"
+    wrapper.write_text(f'#!/bin/sh\nexec "{python}" "$@"\n')
+    wrapper.chmod(0o755)
+    return folder
+
+
+def launcher_env(path_first: Path | None, **extra: str) -> dict[str, str]:
+    """The caller's environment minus anything that would let pip or Python cheat.
+
+    pip settings are dropped so that each test says exactly where packages may
+    come from; PYTHONPATH is dropped so the launcher alone decides where the
+    package is found.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PIP_", "CLAUDE_PLUGIN_", "PYTHON", "VIRTUAL_ENV"))
+    }
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def launch(
+    *args: str, env: dict[str, str], cwd: Path, launcher: Path = LAUNCHER
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(launcher), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=240
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def expected_version() -> str:
+    return run_cli("--version").stdout
+
+
+def environments(venvs: Path) -> list[str]:
+    return sorted(item.name for item in venvs.iterdir() if item.is_dir())
+
+
+# --- python3 already has the dependencies ----------------------------------
+
+
+def test_runs_from_any_cwd_and_through_a_symlink(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = launcher_env(python3_dir(tmp_path, sys.executable), CLAUDE_PLUGIN_DATA=str(data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "linked-bin" / "dispatch-kit"
+    link.parent.mkdir()
+    link.symlink_to(LAUNCHER)
+
+    direct = launch("--version", env=env, cwd=elsewhere)
+    linked = launch("--version", env=env, cwd=elsewhere, launcher=link)
+
+    assert direct.returncode == 0, direct.stderr
+    assert linked.returncode == 0, linked.stderr
+    assert direct.stdout == linked.stdout == expected_version()
+    assert direct.stderr == linked.stderr == ""
+    # Nothing installed and no state written when the dependencies are there.
+    assert not data.exists()
+
+
+def test_passes_arguments_and_exit_codes_through(tmp_path: Path) -> None:
+    env = launcher_env(python3_dir(tmp_path, sys.executable), CLAUDE_PLUGIN_DATA=str(tmp_path))
+    ok = launch("manifests", "--check", env=env, cwd=tmp_path)
+    bad = launch("no-such-command", env=env, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert bad.returncode == 2
+    assert "invalid choice" in bad.stderr
+
+
+def test_no_python3_on_path_says_so_in_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    env = launcher_env(None, PATH=str(empty))
+    proc = launch("--version", env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dispatch-kit: python3 not found"), lines
+
+
+# --- python3 without the dependencies ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(request: pytest.FixtureRequest) -> Path:
+    """Wheels for the dependencies, downloaded once and kept in pytest's cache."""
+    folder = Path(request.config.cache.mkdir("dispatch-kit-wheels"))
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder)]
+    offline = subprocess.run(
+        [*pip, "--no-index", "--find-links", str(folder), *REQUIREMENTS], capture_output=True
+    )
+    if offline.returncode != 0:
+        online = subprocess.run([*pip, *REQUIREMENTS], capture_output=True, text=True)
+        if online.returncode != 0:
+            message = f"cannot download wheels for the install test: {online.stderr[-300:]}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A python3 that has pip but none of the dependencies: a fresh venv."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    probe = subprocess.run([str(python), "-c", "import yaml"], capture_output=True)
+    assert probe.returncode != 0, "the bare venv can import yaml; the test would prove nothing"
+    return python
+
+
+@pytest.fixture(scope="module")
+def pipless_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A python3 with neither pip nor the dependencies (as on a minimal system image)."""
+    venv = tmp_path_factory.mktemp("pipless") / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True
+    )
+    return venv / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def installed(
+    tmp_path_factory: pytest.TempPathFactory, bare_python: Path, wheelhouse: Path
+) -> dict[str, object]:
+    """Two launchers started together on an empty data folder (the race), run once."""
+    tmp = tmp_path_factory.mktemp("race")
+    data = tmp / "data"
+    env = launcher_env(
+        python3_dir(tmp, str(bare_python)),
+        CLAUDE_PLUGIN_DATA=str(data),
+        XDG_CACHE_HOME=str(tmp / "cache"),
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(wheelhouse),
+    )
+    procs = [
+        subprocess.Popen(
+            [str(LAUNCHER), "--version"],
+            env=env,
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=240) for proc in procs]
+    results = [(proc.returncode, *output) for proc, output in zip(procs, outputs, strict=True)]
+    return {"tmp": tmp, "data": data, "env": env, "results": results}
+
+
+def test_racing_launchers_install_once_and_both_run(installed: dict[str, object]) -> None:
+    data = installed["data"]
+    assert isinstance(data, Path)
+    for code, stdout, stderr in installed["results"]:  # type: ignore[attr-defined]
+        assert "Traceback" not in stderr
+        assert code == 0, stderr
+        assert stdout == expected_version()
+        assert stderr == ""  # progress lines are for terminals only
+    venvs = data / "venvs"
+    assert len(environments(venvs)) == 1, environments(venvs)
+    assert not [item for item in venvs.iterdir() if item.name.startswith(".build-")]
+    log = (venvs / "install.log").read_text()
+    assert log.count("== build ") == 1, log  # the second caller waited and reused
+
+
+def test_later_calls_reuse_the_environment(installed: dict[str, object]) -> None:
+    data, env, tmp = installed["data"], installed["env"], installed["tmp"]
+    assert isinstance(data, Path) and isinstance(tmp, Path) and isinstance(env, dict)
+    before = environments(data / "venvs")
+    proc = launch("manifests", "--check", env=env, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert environments(data / "venvs") == before
+    assert (data / "venvs" / "install.log").read_text().count("== build ") == 1
+
+
+NESTED_PLAN = """\
+goal: A command that dispatch-kit runs calls dispatch-kit again.
+workspace: .
+tasks:
+  - id: nested
+    title: Call the launcher from a criterion
+    type: coding
+    cwd: .
+    description: The criterion runs the launcher found on PATH.
+    exit_criteria:
+      - "dispatch-kit --version | grep -q '^dispatch-kit '"
+  - id: other
+    title: A second task (plans have two or more)
+    type: coding
+    cwd: .
+    description: Nothing to do.
+    exit_criteria:
+      - "true"
+"""
+
+
+def test_commands_run_by_the_cli_can_call_it_again(
+    installed: dict[str, object], tmp_path: Path
+) -> None:
+    """The re-executed CLI runs criteria and workers; a nested call must start afresh.
+
+    Here ``check`` runs under the environment's python and its criterion calls
+    ``dispatch-kit`` from PATH, which lands on python3 without the packages
+    again: it must reuse the environment rather than report it broken.
+    """
+    env = dict(installed["env"])  # type: ignore[call-overload]
+    env["PATH"] = f"{LAUNCHER.parent}{os.pathsep}{env['PATH']}"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(NESTED_PLAN)
+    proc = launch("check", str(plan), env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nested" in proc.stdout
+
+
+def plugin_copy(tmp: Path, extra_requirement: str) -> Path:
+    """The launcher, package and pyproject.toml in a new folder, with one more dependency."""
+    root = tmp / "plugin"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(LAUNCHER, root / "bin" / "dispatch-kit")
+    shutil.copytree(
+        ROOT / "scripts", root / "scripts", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    text = (ROOT / "pyproject.toml").read_text()
+    anchor = "dependencies = ["
+    assert anchor in text
+    (root / "pyproject.toml").write_text(
+        text.replace(anchor, f'{anchor}\n  "{extra_requirement}",')
+    )
+    return root
+
+
+def test_new_dependency_means_a_new_environment(
+    installed: dict[str, object], tmp_path: Path
+) -> None:
+    """An update that adds a dependency must not run with the old environment."""
+    data, env = installed["data"], installed["env"]
+    assert isinstance(data, Path) and isinstance(env, dict)
+    before = environments(data / "venvs")
+    root = plugin_copy(tmp_path, "dispatch-kit-absent-package>=1.0")
+
+    proc = launch("--version", env=env, cwd=tmp_path, launcher=root / "bin" / "dispatch-kit")
+
+    # The wheel folder does not have it: the new environment cannot be built,
+    # which shows the launcher read the new list (pyproject.toml is its source).
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert "dispatch-kit-absent-package" in lines[0]
+    assert environments(data / "venvs") == before  # the old one untouched, nothing half-built
+
+
+def test_install_impossible_says_what_to_run(pipless_python: Path, tmp_path: Path) -> None:
+    """Offline, no index: one line with the command to run, exit 2, nothing half-built.
+
+    This python has no pip of its own, so the launcher also goes through its
+    fallback (ensurepip inside the new environment) before pip fails.
+    """
+    cache = tmp_path / "cache"
+    env = launcher_env(
+        python3_dir(tmp_path, str(pipless_python)), XDG_CACHE_HOME=str(cache), PIP_NO_INDEX="1"
+    )
+    proc = launch("--version", env=env, cwd=tmp_path)
+
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith("dispatch-kit: cannot install dependencies")
+    # The command to run names every dependency exactly as pyproject.toml does.
+    assert "run: python3 -m pip install" in line
+    for requirement in REQUIREMENTS:
+        assert requirement in line
+    # Without CLAUDE_PLUGIN_DATA the user cache is used, and nothing half-built stays there.
+    venvs = cache / "dispatch-kit" / "venvs"
+    assert environments(venvs) == []
+    assert (venvs / "install.log").is_file()
+
+
+def test_broken_environment_is_reported_not_looped(
+    installed: dict[str, object], pipless_python: Path, tmp_path: Path
+) -> None:
+    """An environment that lost its packages gets a one-line fix, not an exec loop."""
+    good = Path(installed["data"]) / "venvs"  # type: ignore[arg-type]
+    name = environments(good)[0]
+    data = tmp_path / "data"
+    broken = data / "venvs" / name
+    (broken / "bin").mkdir(parents=True)
+    for marker in (good / name).iterdir():
+        if marker.is_file():
+            shutil.copy2(marker, broken / marker.name)
+    (broken / "bin" / "python").symlink_to(pipless_python)  # a python without the packages
+    env = launcher_env(
+        python3_dir(tmp_path, str(pipless_python)), CLAUDE_PLUGIN_DATA=str(data), PIP_NO_INDEX="1"
+    )
+    proc = launch("--version", env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert str(broken) in lines[0] and "delete that folder" in lines[0]
