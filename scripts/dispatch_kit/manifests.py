@@ -40,7 +40,10 @@ class Drift:
 
     def __str__(self) -> str:
         if self.found is _MISSING:
-            return f"{self.path}: field '{self.field}' is missing; plugin.json gives {self.expected!r}"
+            return (
+                f"{self.path}: field '{self.field}' is missing; "
+                f"plugin.json gives {self.expected!r}"
+            )
         if self.expected is _MISSING:
             return f"{self.path}: field '{self.field}' is not derived from plugin.json"
         return (

@@ -62,6 +62,8 @@ class Task:
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     line: int | None = None
+    # ``x-*`` fields the plan author added for their own tools; carried, never interpreted.
+    extra: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,9 @@ def load_yaml(text: str, path: str) -> Any:
     except RecursionError:
         raise InputError("invalid YAML: nesting too deep", path=path) from None
     if len(docs) != 1:
-        raise InputError(f"expected one YAML document, found {len(docs)}", path=path, line=1, column=1)
+        raise InputError(
+            f"expected one YAML document, found {len(docs)}", path=path, line=1, column=1
+        )
     data = docs[0]
     _check_plain(data, path)
     return data
@@ -93,7 +95,8 @@ def _check_plain(data: Any, path: str) -> None:
                 column=1,
             )
         tag = getattr(getattr(node, "tag", None), "value", None)
-        if isinstance(node, TaggedScalar) or tag or not isinstance(node, (dict, list, *plain_scalars)):
+        plain = isinstance(node, (dict, list, *plain_scalars))
+        if isinstance(node, TaggedScalar) or tag or not plain:
             kind = f"tag {tag}" if tag else f"a value of type {type(node).__name__}"
             raise InputError(
                 f"unsupported YAML: {kind}; only plain mappings, lists and scalars are allowed"

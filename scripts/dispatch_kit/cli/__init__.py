@@ -19,13 +19,23 @@ from dispatch_kit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InputError
 # Order is the order ``--help`` lists them in.
 COMMANDS = [
     "manifests",
+    "plan",
+    "check",
+    "render",
+    "lint",
+    "rule",
+    "hook",
+    "demo",
+    "ledger",
+    "run",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dispatch-kit",
-        description="Validate dispatch plans, check exit criteria, render and lint dispatch prompts.",
+        description="Validate dispatch plans, check exit criteria, render and lint dispatch"
+        " prompts.",
     )
     parser.add_argument("--version", action="version", version=f"dispatch-kit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 
-def add_format(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")) -> None:
+def add_format(
+    parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")
+) -> None:
     parser.add_argument(
         "--format", choices=choices, default=choices[0], help="output format (default: %(default)s)"
     )

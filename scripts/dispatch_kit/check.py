@@ -1,0 +1,325 @@
+"""Run a plan's exit criteria and produce the verdict document the loop acts on.
+
+The orchestrator approves, retries or fails a task on this verdict, the retry
+prompt quotes its output tails, and CI reads its JSON. So the document is a
+stable contract (``schemas/check-result.schema.json``) and every criterion
+ends with exactly one of four verdicts:
+
+- ``pass``: exit status 0, or the structured check held;
+- ``fail``: the check ran and said no (non-zero status, missing file, no match);
+- ``timeout``: the limit passed; the criterion's whole process group was killed;
+- ``error``: the check could not be run as written: its cwd does not exist, the
+  command was not found or is not executable. The worker, not the check, must
+  change something, and the message says what.
+
+Shell criteria run with ``/bin/sh -c`` in the task's cwd; ``run`` criteria run
+their argv without a shell; ``file_exists``, ``contains`` and ``min_bytes`` run
+in-process and never touch a shell, so a path or a pattern cannot be injected.
+Output that is not UTF-8 does not change a verdict: tails are decoded with
+U+FFFD in place of bad bytes, so they always fit the JSON document.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from dispatch_kit.errors import InputError
+from dispatch_kit.plan_model import Criterion, Plan, Task
+from dispatch_kit.procrun import Outcome, ProcessGroups, run
+
+DEFAULT_CRITERION_TIMEOUT = 60.0
+TAIL_BYTES = 4096
+MAX_CONTAINS_BYTES = 64 * 1024 * 1024  # contains reads the whole file; refuse absurd ones
+VERDICTS = ("pass", "fail", "timeout", "error")
+SHELL = "/bin/sh"
+RESULT_VERSION = 1
+
+_NOT_FOUND = re.compile(r"(?:^|: )([^\s:]+): (?:command )?not found\s*$", re.MULTILINE)
+
+
+def check_plan(
+    plan: Plan,
+    task_ids: list[str] | None = None,
+    jobs: int | None = None,
+    *,
+    default_timeout: float = DEFAULT_CRITERION_TIMEOUT,
+    tail_bytes: int = TAIL_BYTES,
+) -> dict[str, Any]:
+    """Run the criteria of ``task_ids`` (all tasks by default) and return the result document.
+
+    Criteria run on a pool of ``jobs`` threads (default: the number of cores) and
+    are reported in plan order. On KeyboardInterrupt or SystemExit every running
+    criterion's process group is killed before the exception propagates.
+    """
+    tasks = _select(plan, task_ids)
+    jobs = jobs or os.cpu_count() or 1
+    groups = ProcessGroups()
+    work = [(task, index, criterion) for task in tasks
+            for index, criterion in enumerate(task.exit_criteria)]
+    executor = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(work) or 1)),
+                                  thread_name_prefix="criterion")
+    futures: list[Future] = []
+    try:
+        for task, index, criterion in work:
+            futures.append(executor.submit(
+                check_criterion, plan, task, index, criterion,
+                default_timeout=default_timeout, tail_bytes=tail_bytes, groups=groups,
+            ))
+        pending = set(futures)
+        while pending:
+            # Short waits keep the main thread responsive to Ctrl-C on every platform.
+            _, pending = wait(pending, timeout=0.2, return_when=ALL_COMPLETED)
+        results = [f.result() for f in futures]
+    except BaseException:
+        groups.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+        groups.kill_remaining()
+        raise
+    executor.shutdown(wait=True)
+    return _document(plan, tasks, results)
+
+
+def _select(plan: Plan, task_ids: list[str] | None) -> list[Task]:
+    if not task_ids:
+        return list(plan.tasks)
+    known = [t.id for t in plan.tasks]
+    unknown = [t for t in task_ids if t not in known]
+    if unknown:
+        raise InputError(
+            f"unknown task {', '.join(repr(u) for u in unknown)}; the plan has: {', '.join(known)}",
+            path=plan.path,
+        )
+    wanted = set(task_ids)
+    return [t for t in plan.tasks if t.id in wanted]
+
+
+def _document(plan: Plan, tasks: list[Task], results: list[dict]) -> dict[str, Any]:
+    counts = dict.fromkeys(VERDICTS, 0)
+    by_task: dict[str, list[dict]] = {t.id: [] for t in tasks}
+    for task_id, result in results:
+        counts[result["verdict"]] += 1
+        by_task[task_id].append(result)
+    task_docs = [
+        {
+            "id": t.id,
+            "cwd": str(plan.task_dir(t)),
+            "passed": all(r["verdict"] == "pass" for r in by_task[t.id]),
+            "criteria": by_task[t.id],
+        }
+        for t in tasks
+    ]
+    return {
+        "version": RESULT_VERSION,
+        "plan": plan.path,
+        "passed": all(t["passed"] for t in task_docs),
+        "summary": counts,
+        "tasks": task_docs,
+    }
+
+
+def criterion_timeout(task: Task, criterion: Criterion, default: float) -> float:
+    """The criterion's own limit, else the default, never above the task's limit."""
+    limit = criterion.timeout if criterion.timeout is not None else default
+    return min(limit, task.timeout)
+
+
+def check_criterion(
+    plan: Plan,
+    task: Task,
+    index: int,
+    criterion: Criterion,
+    *,
+    default_timeout: float = DEFAULT_CRITERION_TIMEOUT,
+    tail_bytes: int = TAIL_BYTES,
+    groups: ProcessGroups | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """(task id, one criterion's result entry) — the unit of work the pool runs."""
+    cwd = plan.task_dir(task)
+    entry: dict[str, Any] = {
+        "index": index,
+        "criterion": criterion.display(),
+        "kind": criterion.kind,
+        "line": criterion.line,
+        "verdict": "error",
+        "exit_code": None,
+        "duration": 0.0,
+        "stdout_tail": "",
+        "stderr_tail": "",
+        "message": "",
+    }
+    start = time.monotonic()
+    if not cwd.is_dir():
+        what = "is not a directory" if cwd.exists() else "does not exist yet"
+        entry["message"] = f"working directory {task.cwd} {what}"
+    elif criterion.kind in ("shell", "run"):
+        limit = criterion_timeout(task, criterion, default_timeout)
+        argv = [SHELL, "-c", criterion.shell or ""] if criterion.kind == "shell" else list(
+            criterion.argv)
+        outcome = run(argv, cwd=str(cwd), timeout=limit, tail_bytes=tail_bytes, groups=groups)
+        _judge_process(entry, criterion, outcome, limit, str(cwd))
+        entry["stdout_tail"] = outcome.stdout.text()
+        entry["stderr_tail"] = outcome.stderr.text()
+        entry["duration"] = round(outcome.duration, 4)
+        return task.id, entry
+    else:
+        verdict, message = _structured(cwd, criterion)
+        entry["verdict"], entry["message"] = verdict, message
+        entry["exit_code"] = {"pass": 0, "fail": 1}.get(verdict)
+    entry["duration"] = round(time.monotonic() - start, 4)
+    return task.id, entry
+
+
+def _judge_process(
+    entry: dict, criterion: Criterion, outcome: Outcome, limit: float, cwd: str
+) -> None:
+    program = criterion.argv[0] if criterion.argv else SHELL
+    code = outcome.returncode
+    entry["exit_code"] = code
+    if outcome.start_error is not None:
+        exc = outcome.start_error
+        if exc.filename == cwd:  # removed between the folder check and the start
+            entry["message"] = f"cannot enter working directory {cwd}: {exc.strerror or exc}"
+        elif isinstance(exc, FileNotFoundError):
+            entry["message"] = f"command not found: {program}"
+        elif isinstance(exc, PermissionError):
+            entry["message"] = f"permission denied: {program} is not executable"
+        else:
+            entry["message"] = f"cannot start {program}: {exc.strerror or exc}"
+    elif outcome.cancelled:
+        entry["message"] = "interrupted before it finished"
+    elif outcome.timed_out:
+        entry["verdict"] = "timeout"
+        entry["message"] = f"no result within {limit:g} s; its process group was killed"
+    elif not (outcome.stdout.is_utf8() and outcome.stderr.is_utf8()):
+        # A criterion whose output is not text cannot be reported faithfully;
+        # say so rather than approve or fail on output nobody can read.
+        stream = "stdout" if not outcome.stdout.is_utf8() else "stderr"
+        entry["message"] = (
+            f"{stream} is not valid UTF-8 (exit code {code}); the tail shows bad bytes as U+FFFD"
+        )
+    elif code == 0:
+        entry["verdict"] = "pass"
+    elif criterion.kind == "shell" and code == 127 and _NOT_FOUND.search(outcome.stderr.text()):
+        names = _NOT_FOUND.findall(outcome.stderr.text())
+        entry["message"] = f"command not found: {names[-1]}"
+    elif criterion.kind == "shell" and code == 126:
+        entry["message"] = f"command cannot be executed (exit 126): {_last_line(outcome)}"
+    else:
+        entry["verdict"] = "fail"
+        if code is not None and code < 0:
+            entry["message"] = f"killed by signal {_signal_name(-code)}"
+        else:
+            entry["message"] = f"exit code {code}"
+        detail = _last_line(outcome)
+        if detail:
+            entry["message"] += f": {detail}"
+
+
+def _last_line(outcome: Outcome) -> str:
+    """The last non-blank output line (stderr first), one line, at most 200 characters."""
+    for tail in (outcome.stderr, outcome.stdout):
+        lines = [ln.strip() for ln in tail.text().splitlines() if ln.strip()]
+        if lines:
+            line = "".join(ch if ch.isprintable() else "?" for ch in lines[-1])
+            return line if len(line) <= 200 else line[:197] + "..."
+    return ""
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _structured(cwd: Path, criterion: Criterion) -> tuple[str, str]:
+    """Verdict and message of a check that needs no process: file_exists, contains, min_bytes."""
+    rel = criterion.path or ""
+    target = cwd / rel
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        return "fail", f"no such file: {rel}"
+    except NotADirectoryError:
+        return "fail", f"no such file: {rel} (a parent is not a directory)"
+    except OSError as exc:
+        return "error", f"cannot read {rel}: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode):
+        return "fail", f"{rel} exists but is not a regular file"
+    if criterion.kind == "file_exists":
+        return "pass", ""
+    if criterion.kind == "min_bytes":
+        needed = criterion.min_bytes or 0
+        if info.st_size >= needed:
+            return "pass", ""
+        return "fail", f"{rel} has {info.st_size} bytes, needs at least {needed}"
+    if info.st_size > MAX_CONTAINS_BYTES:
+        return "error", f"{rel} is larger than {MAX_CONTAINS_BYTES // (1024 * 1024)} MiB; " \
+                        "use a shell criterion (grep) for it"
+    try:
+        data = target.read_bytes()
+    except OSError as exc:
+        return "error", f"cannot read {rel}: {exc.strerror or exc}"
+    if criterion.regex is not None:
+        if re.search(criterion.regex, data.decode("utf-8", errors="replace"), re.MULTILINE):
+            return "pass", ""
+        return "fail", f"{rel} has no match for regex {criterion.regex!r}"
+    if (criterion.text or "").encode("utf-8") in data:
+        return "pass", ""
+    return "fail", f"{rel} does not contain {criterion.text!r}"
+
+
+# --- text output ----------------------------------------------------------------------------
+
+TEXT_TAIL_LINES = 6
+
+
+def render_text(result: dict[str, Any]) -> str:
+    """One line per criterion (``task[index] verdict duration criterion``), details, a summary."""
+    lines = []
+    width = max((len(f"{t['id']}[{c['index']}]") for t in result["tasks"]
+                 for c in t["criteria"]), default=0)
+    total = 0.0
+    for task in result["tasks"]:
+        for c in task["criteria"]:
+            total += c["duration"]
+            label = f"{task['id']}[{c['index']}]".ljust(width)
+            lines.append(f"{label}  {c['verdict']:<7}  {c['duration']:7.3f}s  "
+                         f"{_one_line(c['criterion'])}")
+            if c["verdict"] == "pass":
+                continue
+            lines.append(f"    {_printable(c['message'])}")
+            for stream in ("stderr", "stdout"):
+                tail = [ln for ln in c[f"{stream}_tail"].splitlines() if ln.strip()]
+                tail = tail[-TEXT_TAIL_LINES:]
+                for text in tail:
+                    lines.append(f"    {stream}| {_printable(text)}")
+    counts = result["summary"]
+    verdict = "all passed" if result["passed"] else "NOT PASSED"
+    number = sum(counts.values())
+    lines.append(
+        f"check: {number} criteria in {len(result['tasks'])} tasks: "
+        + ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+        + f" ({verdict})"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    """A multi-line criterion (a YAML block scalar) shown by its first line."""
+    lines = text.strip().splitlines() or [""]
+    return _printable(lines[0]) + (" ..." if len(lines) > 1 else "")
+
+
+def _printable(text: str) -> str:
+    """Keep a criterion's output from moving the cursor or recolouring the terminal."""
+    return "".join(ch if ch.isprintable() or ch == "\t" else "\N{REPLACEMENT CHARACTER}"
+                   for ch in text)

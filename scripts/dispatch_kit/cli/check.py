@@ -1,0 +1,104 @@
+"""``dispatch-kit check PLAN``: run the exit criteria of a plan's tasks and report each verdict."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dispatch_kit.cli._common import add_format
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="run a plan's exit criteria: pass/fail/timeout/error per criterion",
+        description="Run the exit criteria of the named tasks (all by default), in parallel, each "
+        "in its own process group with a timeout. Exit 0 when all pass, 1 when any does not, "
+        "2 on bad input, 130 when interrupted.",
+    )
+    parser.add_argument("plan", metavar="PLAN", help="plan file (.yaml, .yml or .json)")
+    parser.add_argument(
+        "--task",
+        action="extend",
+        nargs="+",
+        metavar="ID",
+        dest="tasks",
+        help="check only these tasks (--task a b, or repeat --task; default: every task)",
+    )
+    parser.add_argument(
+        "--jobs", type=_positive_int, default=None, metavar="N",
+        help="criteria run at once (default: number of cores)",
+    )
+    parser.add_argument(
+        "--timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+        help="limit for a criterion without its own timeout (default: 60; never above the "
+        "task's timeout)",
+    )
+    parser.add_argument(
+        "--max-tasks", type=_positive_int, default=6, metavar="N",
+        help="largest number of tasks the plan may have (default: %(default)s)",
+    )
+    add_format(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from dispatch_kit.check import DEFAULT_CRITERION_TIMEOUT, check_plan, render_text
+    from dispatch_kit.errors import EXIT_BAD_INPUT
+    from dispatch_kit.plan import validate_plan
+
+    plan, errors = validate_plan(args.plan, max_tasks=args.max_tasks)
+    for error in errors:
+        print(error, file=sys.stderr)
+    if plan is None:
+        return EXIT_BAD_INPUT
+
+    def terminate(signum: int, _frame: object) -> None:
+        # Criteria run in their own sessions, so a SIGTERM/SIGHUP sent to this process does not
+        # reach them: turn it into an exception that unwinds through the checker's cleanup.
+        raise SystemExit(128 + signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, terminate)
+    try:
+        result = check_plan(
+            plan,
+            task_ids=args.tasks,
+            jobs=args.jobs,
+            default_timeout=args.timeout or DEFAULT_CRITERION_TIMEOUT,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if args.format == "json":
+        import json
+
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_text(result))
+    return 0 if result["passed"] else 1

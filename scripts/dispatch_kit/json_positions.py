@@ -1,0 +1,144 @@
+"""Parse JSON into ruamel containers that remember where each key and item sits.
+
+A plan may be written in JSON. ruamel.yaml reads nearly all JSON (it is YAML
+1.2) but rejects a few valid documents, for example a tab before the first
+``{`` or after the last ``}``. For those the plan loader falls back to the
+standard ``json`` module, which knows no positions; without them every schema
+error would point at line 1. This module re-reads an already-valid document
+and records line and column the same way ruamel does (``.lc``), so
+``yamlfile.position`` and ``yamlfile.locate`` work on either source.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from json.decoder import scanstring
+from json.scanner import NUMBER_RE
+from typing import Any
+
+from dispatch_kit.errors import InputError
+
+_WHITESPACE = " \t\n\r"
+_CONSTANTS = {
+    "null": None,
+    "true": True,
+    "false": False,
+    "NaN": float("nan"),
+    "Infinity": float("inf"),
+    "-Infinity": float("-inf"),
+}
+
+
+def load_json(text: str, path: str) -> Any:
+    """Parse JSON strictly (duplicate keys rejected) and return positioned containers."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno, exc.colno) from None
+    except _DuplicateKey as exc:
+        line, column = _find_duplicate(text, exc.key)
+        raise InputError(f"invalid JSON: duplicate key {exc.key!r}", path, line, column) from None
+    except RecursionError:
+        raise InputError("invalid JSON: nesting too deep", path) from None
+    try:
+        value, _ = _Reader(text).value(_skip(text, 0))
+    except RecursionError:
+        raise InputError("invalid JSON: nesting too deep", path) from None
+    return value
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _find_duplicate(text: str, key: str) -> tuple[int | None, int | None]:
+    """Line and column of the second occurrence of ``"key"`` (good enough to point at)."""
+    needle = json.dumps(key)
+    first = text.find(needle)
+    second = text.find(needle, first + 1) if first >= 0 else -1
+    if second < 0:
+        return None, None
+    line = text.count("\n", 0, second) + 1
+    return line, second - (text.rfind("\n", 0, second) + 1) + 1
+
+
+def _skip(text: str, index: int) -> int:
+    while index < len(text) and text[index] in _WHITESPACE:
+        index += 1
+    return index
+
+
+class _Reader:
+    """A small recursive reader for text ``json.loads`` has already accepted."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+    def where(self, index: int) -> tuple[int, int]:
+        """0-based (line, column), ruamel's convention inside ``.lc``."""
+        line = bisect.bisect_right(self.line_starts, index) - 1
+        return line, index - self.line_starts[line]
+
+    def value(self, index: int) -> tuple[Any, int]:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+        text = self.text
+        char = text[index]
+        if char == "{":
+            mapping = CommentedMap()
+            index = _skip(text, index + 1)
+            if text[index] == "}":
+                return mapping, index + 1
+            while True:
+                key_line, key_col = self.where(index)
+                key, index = scanstring(text, index + 1)
+                index = _skip(text, _skip(text, index) + 1)  # past ':'
+                value_line, value_col = self.where(index)
+                mapping[key], index = self.value(index)
+                mapping.lc.add_kv_line_col(key, [key_line, key_col, value_line, value_col])
+                index = _skip(text, index)
+                if text[index] == "}":
+                    return mapping, index + 1
+                index = _skip(text, index + 1)  # past ','
+        if char == "[":
+            sequence = CommentedSeq()
+            index = _skip(text, index + 1)
+            if text[index] == "]":
+                return sequence, index + 1
+            while True:
+                item_line, item_col = self.where(index)
+                item, index = self.value(index)
+                sequence.lc.add_kv_line_col(len(sequence), [item_line, item_col])
+                sequence.append(item)
+                index = _skip(text, index)
+                if text[index] == "]":
+                    return sequence, index + 1
+                index = _skip(text, index + 1)
+        if char == '"':
+            return scanstring(text, index + 1)
+        for word, constant in _CONSTANTS.items():
+            if text.startswith(word, index):
+                return constant, index + len(word)
+        match = NUMBER_RE.match(text, index)
+        if match is None:  # unreachable for text json.loads accepted; never a traceback
+            line, column = self.where(index)
+            raise InputError("invalid JSON: unexpected value", None, line + 1, column + 1)
+        integer, fraction, exponent = match.groups()
+        if fraction or exponent:
+            return float(integer + (fraction or "") + (exponent or "")), match.end()
+        return int(integer), match.end()

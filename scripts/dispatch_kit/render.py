@@ -1,0 +1,436 @@
+"""Render the pack's prompt templates, turning every template or variable defect into one line.
+
+A dispatch prompt is only as good as the facts pasted into it, and orchestrators
+paste them by hand under time pressure. The templates here carry the wording
+once; this module fills them from a plan (the worker prompt, the retry
+addendum) or from a variables file (everything else). Two properties matter:
+
+- A missing variable is an error naming it and the template line, never a
+  prompt that silently says "Working directory: " with nothing after it
+  (``StrictUndefined``).
+- Templates and variables files are user input, so rendering runs in Jinja's
+  sandbox: ``{{ ''.__class__.__mro__ }}`` and friends fail as bad input
+  instead of reaching Python internals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dispatch_kit.errors import InputError
+from dispatch_kit.packroot import templates_dir
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from dispatch_kit.plan_model import Plan, Task
+
+SUFFIX = ".md.j2"
+CLAUSES = "clauses"
+# A retry prompt shows the end of each failing command's output: enough for a
+# traceback or a compiler error, short enough not to drown the task.
+TAIL_LINES = 40
+FAILING_VERDICTS = ("fail", "timeout", "error")
+
+
+# --------------------------------------------------------------------------- names
+
+
+def template_names() -> list[str]:
+    """The templates the pack ships (``templates/<name>.md.j2``), sorted."""
+    return sorted(p.name[: -len(SUFFIX)] for p in templates_dir().glob(f"*{SUFFIX}"))
+
+
+def clause_names() -> list[str]:
+    """The shared clauses (``templates/clauses/<name>.md.j2``), sorted."""
+    return sorted(p.name[: -len(SUFFIX)] for p in (templates_dir() / CLAUSES).glob(f"*{SUFFIX}"))
+
+
+def template_path(name: str) -> Path:
+    """The file behind a template name; an unknown name lists the known ones."""
+    path = templates_dir() / f"{name}{SUFFIX}"
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+        known = ", ".join(template_names()) or "none"
+        raise InputError(
+            f"unknown template '{name}'; known templates: {known}", path=str(templates_dir())
+        )
+    return path
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@lru_cache(maxsize=4)
+def _environment(root: str) -> SandboxedEnvironment:
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(root),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Markdown for agents, not HTML
+    )
+    env.filters["code"] = inline_code
+    env.filters["fence"] = fenced
+    env.filters["duration"] = duration
+    return env
+
+
+def environment() -> SandboxedEnvironment:
+    """The sandboxed environment for the current pack root (cached per root)."""
+    return _environment(str(templates_dir()))
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def inline_code(text: Any) -> str:
+    """``text`` as a Markdown code span, whatever backticks it contains."""
+    text = str(text).replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def fenced(text: Any, lang: str = "") -> str:
+    """``text`` as a fenced code block whose fence no line inside can close."""
+    text = str(text).rstrip("\n")
+    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def duration(seconds: Any) -> str:
+    """Seconds as a person reads them: ``0.03 s``, ``4.2 s``, ``2 min 5 s``, ``1 h 3 min``."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return str(seconds)
+    if value < 1:
+        return f"{value:.2f} s"
+    if value < 10:
+        return f"{value:.1f} s"
+    whole = round(value)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, secs = divmod(whole, 60)
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    minutes = rest // 60
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_template(name: str, variables: Mapping[str, Any]) -> str:
+    """Render ``templates/<name>.md.j2`` with ``variables``; every defect is an InputError."""
+    path = template_path(name)
+    env = environment()
+    return _guarded(path, lambda: env.get_template(path.name).render(dict(variables)))
+
+
+def render_clause(name: str) -> str:
+    """The text of a shared clause that takes no arguments, ending in one newline.
+
+    ``render_clause("stream-safety")`` is the canonical stream-safety block:
+    the templates import the same macro and the linter's ``--fix`` inserts this
+    text, so the wording has one source.
+    """
+    path = templates_dir() / CLAUSES / f"{name}{SUFFIX}"
+    if "/" in name or name.startswith(".") or not path.is_file():
+        known = ", ".join(clause_names()) or "none"
+        raise InputError(f"unknown clause '{name}'; known clauses: {known}", path=str(path.parent))
+    macro_name = name.replace("-", "_")
+    env = environment()
+
+    def call() -> str:
+        module = env.get_template(f"{CLAUSES}/{path.name}").module
+        macro = getattr(module, macro_name, None)
+        if macro is None:
+            raise InputError(f"clause file defines no macro '{macro_name}'", path=str(path))
+        if macro.arguments:
+            args = ", ".join(macro.arguments)
+            raise InputError(
+                f"clause '{name}' takes arguments ({args}); it is rendered through a template",
+                path=str(path),
+            )
+        return str(macro())
+
+    return _guarded(path, call).strip("\n") + "\n"
+
+
+def _guarded(path: Path, action: Callable[[], str]) -> str:
+    """Run a render, converting Jinja and Python errors into InputError at the template line."""
+    from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError, TemplateError
+
+    try:
+        return action()
+    except InputError:
+        raise
+    except TemplateSyntaxError as exc:
+        where = exc.filename or str(path)
+        message = f"template syntax error: {exc.message}"
+        raise InputError(message, path=where, line=exc.lineno) from None
+    except UndefinedError as exc:
+        where, line = _template_frame(exc, path)
+        raise InputError(_undefined_message(exc, where), path=where, line=line) from None
+    except SecurityError as exc:
+        where, line = _template_frame(exc, path)
+        raise InputError(f"blocked by the template sandbox: {exc}", path=where, line=line) from None
+    except TemplateNotFound as exc:
+        where, line = _template_frame(exc, path)
+        raise InputError(f"template not found: {exc.name}", path=where, line=line) from None
+    except TemplateError as exc:
+        where, line = _template_frame(exc, path)
+        raise InputError(f"template error: {exc}", path=where, line=line) from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
+        # A variable of the wrong shape (a number where a list was expected, ...).
+        where, line = _template_frame(exc, path)
+        raise InputError(
+            f"cannot render {Path(where).name}: {type(exc).__name__}: {exc}"
+            " (check the types of the variables)",
+            path=where,
+            line=line,
+        ) from None
+    except RecursionError:
+        raise InputError("template recursion too deep", path=str(path)) from None
+
+
+def _template_frame(exc: BaseException, fallback: Path) -> tuple[str, int | None]:
+    """The innermost template file and line in the traceback.
+
+    Jinja rewrites the traceback of a render error so that frames of compiled
+    template code carry the template's file name and source line.
+    """
+    found: tuple[str, int | None] = (str(fallback), None)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _undefined_message(exc: Exception, where: str) -> str:
+    try:
+        shown = Path(where).resolve().relative_to(templates_dir().resolve()).as_posix()
+    except ValueError:
+        shown = Path(where).name
+    text = getattr(exc, "message", None) or str(exc)
+    match = re.fullmatch(r"'([^']+)' is undefined", text)
+    if match:
+        return f"undefined variable '{match.group(1)}' in template {shown}"
+    match = re.search(r"has no attribute '([^']+)'", text)
+    if match:
+        return f"undefined variable: missing field '{match.group(1)}' ({text}) in template {shown}"
+    return f"undefined variable: {text} in template {shown}"
+
+
+# --------------------------------------------------------------------------- variables files
+
+
+def load_vars(path: str) -> dict[str, Any]:
+    """Variables for a template from a YAML or JSON file whose top level is a mapping."""
+    from dispatch_kit.yamlfile import load_yaml, read_text, to_plain
+
+    data = load_yaml(read_text(path), path)
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
+        lc = getattr(data, "lc", None)
+        line = lc.line + 1 if lc is not None and lc.line is not None else 1
+        column = lc.col + 1 if lc is not None and lc.col is not None else 1
+        raise InputError(
+            f"a variables file must be a mapping of names to values, found {kind}",
+            path=path,
+            line=line,
+            column=column,
+        )
+    return to_plain(data)
+
+
+# --------------------------------------------------------------------------- plan variables
+
+
+def _shown(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` when inside it (prompts stay free of machine paths)."""
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix() or "."
+    except ValueError:
+        return str(path.resolve())
+
+
+def worker_vars(plan: Plan, task: Task, *, base: Path | None = None) -> dict[str, Any]:
+    """Every variable ``worker.md.j2`` needs, from a loaded plan.
+
+    ``base`` is where the orchestrator (and so the workers it spawns) starts,
+    by default the current directory: the working directory is shown relative
+    to it, and the self-check command relative to the task's own folder, so a
+    worker can paste either as written.
+    """
+    base = Path.cwd() if base is None else base
+    task_dir = plan.task_dir(task)
+    plan_path = None
+    if plan.path and not plan.path.startswith("<"):
+        plan_path = os.path.relpath(Path(plan.path).resolve(), task_dir)
+    dependencies = []
+    for dep_id in task.depends_on:
+        dep = plan.task(dep_id)
+        dependencies.append(
+            {
+                "id": dep.id,
+                "title": dep.title,
+                "dir": os.path.relpath(plan.task_dir(dep), task_dir),
+            }
+        )
+    return {
+        "goal": plan.goal.strip(),
+        "task_id": task.id,
+        "task_title": task.title.strip(),
+        "task_type": task.type,
+        "task_description": (task.description or "").strip(),
+        "workspace": _shown(plan.workspace, base),
+        "cwd": task.cwd,
+        "task_dir": _shown(task_dir, base),
+        "criteria": [criterion.display() for criterion in task.exit_criteria],
+        "dependencies": dependencies,
+        "allow_commits": bool(plan.allow_commits),
+        "timeout": task.timeout,
+        "plan_path": plan_path,
+    }
+
+
+def retry_vars(
+    plan: Plan, task: Task, attempt: int, task_check: Mapping[str, Any], *, base: Path | None = None
+) -> dict[str, Any]:
+    """The worker variables plus the retry context: attempt n of N and each non-passing criterion.
+
+    ``task_check`` is one element of a check result's ``tasks`` list. Only
+    criteria whose verdict is not ``pass`` reach the prompt: the worker should
+    spend its retry on what failed, not re-read what worked.
+    """
+    if not 1 <= attempt <= task.max_retries:
+        raise InputError(
+            f"--attempt {attempt} is out of range: task '{task.id}' allows retries "
+            f"1 to {task.max_retries} (max_retries)",
+            path=plan.path,
+            line=task.line,
+        )
+    if task_check.get("id") != task.id:
+        raise InputError(
+            f"the check result entry is for task {task_check.get('id')!r}, not '{task.id}'"
+        )
+    criteria = task_check.get("criteria")
+    if not isinstance(criteria, list) or not all(isinstance(c, Mapping) for c in criteria):
+        raise InputError(f"task '{task.id}' in the check result has no list of criteria")
+    failures = [
+        _failure(entry, position, task)
+        for position, entry in enumerate(criteria)
+        if entry.get("verdict") != "pass"
+    ]
+    if not failures:
+        raise InputError(
+            f"task '{task.id}' passed every exit criterion in this check result; nothing to retry"
+        )
+    values = worker_vars(plan, task, base=base)
+    values.update(
+        attempt=attempt,
+        max_retries=task.max_retries,
+        criteria_total=len(criteria),
+        failures=failures,
+    )
+    return values
+
+
+def _failure(entry: Mapping[str, Any], position: int, task: Task) -> dict[str, Any]:
+    verdict = entry.get("verdict")
+    if verdict not in FAILING_VERDICTS:
+        raise InputError(
+            f"criterion {position} of task '{task.id}' has verdict {verdict!r}; expected one of "
+            "pass, fail, timeout, error"
+        )
+    index = entry.get("index", position)
+    index = index if isinstance(index, int) else position
+    criterion = entry.get("criterion")
+    if not isinstance(criterion, str) or not criterion:
+        criterion = task.exit_criteria[index].display() if index < len(task.exit_criteria) else "?"
+    exit_code = entry.get("exit_code")
+    took = entry.get("duration")
+    return {
+        "number": index + 1,
+        "criterion": criterion,
+        "verdict": verdict,
+        "exit_code": exit_code if isinstance(exit_code, int) else None,
+        "duration": float(took) if isinstance(took, (int, float)) else None,
+        "message": str(entry.get("message") or "").strip(),
+        "stdout_tail": _tail(entry.get("stdout_tail")),
+        "stderr_tail": _tail(entry.get("stderr_tail")),
+    }
+
+
+def _tail(text: Any) -> str:
+    if not isinstance(text, str):
+        return ""
+    lines = text.rstrip().splitlines()
+    return "\n".join(lines[-TAIL_LINES:])
+
+
+# --------------------------------------------------------------------------- check results
+
+
+def load_check(path: str) -> dict[str, Any]:
+    """A check result document (``dispatch-kit check --format json``) read from ``path``."""
+    from dispatch_kit.yamlfile import read_text
+
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno, exc.colno) from None
+    if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
+        raise InputError(
+            "not a check result: expected a JSON object with a 'tasks' list "
+            "(from `dispatch-kit check PLAN --format json`)",
+            path=path,
+            line=1,
+            column=1,
+        )
+    if data.get("version") != 1:
+        raise InputError(
+            f"unsupported check result version {data.get('version')!r}; expected 1",
+            path=path,
+            line=_line_of(text, '"version"'),
+        )
+    return data
+
+
+def select_task_check(document: Mapping[str, Any], task_id: str, path: str) -> dict[str, Any]:
+    """The entry of ``document['tasks']`` for ``task_id``; a missing one says how to produce it."""
+    for entry in document["tasks"]:
+        if isinstance(entry, dict) and entry.get("id") == task_id:
+            return entry
+    listed = [str(e.get("id")) for e in document["tasks"] if isinstance(e, dict)]
+    raise InputError(
+        f"no result for task '{task_id}' (it has: {', '.join(listed) or 'none'}); "
+        f"run `dispatch-kit check PLAN --task {task_id} --format json`",
+        path=path,
+        line=1,
+    )
+
+
+def _line_of(text: str, needle: str) -> int:
+    offset = text.find(needle)
+    return text.count("\n", 0, offset) + 1 if offset >= 0 else 1
