@@ -28,6 +28,7 @@ demo: $(STAMP)
 test: setup
 	$(BIN)/ruff check scripts tests bench bin/dispatch-kit
 	$(BIN)/dispatch-kit manifests --check
+	$(BIN)/dispatch-kit lint .
 	PATH="$(CURDIR)/tools/node_modules/.bin:$$PATH" $(BIN)/pytest
 
 clean:

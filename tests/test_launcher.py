@@ -116,6 +116,17 @@ def test_no_python3_on_path_says_so_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("dispatch-kit: python3 not found"), lines
 
 
+def test_hook_fails_open_when_there_is_no_python3(tmp_path: Path) -> None:
+    # The PreToolUse hook runs through this launcher before every dispatch; exit 2
+    # would block them all, so a launcher that cannot start lets them through.
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    env = launcher_env(None, PATH=str(empty))
+    proc = launch("hook", "pre-dispatch", env=env, cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "python3 not found" in proc.stderr
+
+
 # --- python3 without the dependencies ---------------------------------------
 
 
@@ -315,6 +326,25 @@ def test_install_impossible_says_what_to_run(pipless_python: Path, tmp_path: Pat
     venvs = cache / "dispatch-kit" / "venvs"
     assert environments(venvs) == []
     assert (venvs / "install.log").is_file()
+
+
+def test_hook_fails_open_when_dependencies_cannot_be_installed(
+    pipless_python: Path, tmp_path: Path
+) -> None:
+    env = launcher_env(
+        python3_dir(tmp_path, str(pipless_python)),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        PIP_NO_INDEX="1",
+    )
+    event = '{"hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {"prompt": "x"}}'
+    proc = subprocess.run(
+        [str(LAUNCHER), "hook", "pre-dispatch"], input=event, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=240,
+    )
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot install dependencies" in proc.stderr
+    assert "goes through unchecked" in proc.stderr
 
 
 def test_broken_environment_is_reported_not_looped(

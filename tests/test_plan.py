@@ -280,6 +280,8 @@ def test_vague_criteria_are_rejected_each_at_its_line(cli):
         "echo 'the end'",
         "echo a",
         "make all",
+        "run_tests",
+        "check_links docs",
     ],
 )
 def test_real_commands_are_not_vague(cli, tmp_path, command):
@@ -301,6 +303,8 @@ def test_real_commands_are_not_vague(cli, tmp_path, command):
         "docs updated.",
         "'all tests green'",
         "# TODO",
+        "Documentation for from_csv is clear and complete.",
+        "count_words is correct",
     ],
 )
 def test_prose_is_vague(cli, tmp_path, prose):

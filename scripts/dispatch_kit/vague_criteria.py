@@ -89,6 +89,8 @@ KNOWN_PROGRAMS = SHELL_WORDS | frozenset(
 
 _PLAIN_WORD = re.compile(r"^[A-Za-z]+(?:[-'][A-Za-z]+)*[.,!?]?$")
 _NUMBER = re.compile(r"^\d+$")
+# A code identifier in a sentence ("docs for from_csv are complete") is still prose.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*[.,!?]?$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PROGRAM = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _REDIRECTION = re.compile(r"^[0-9]*[<>][<>&|]?$")
@@ -109,7 +111,7 @@ def vague_reason(command: str) -> str | None:
 
 def _prose_reason(text: str) -> str | None:
     words = text.split()
-    if not all(_PLAIN_WORD.match(w) or _NUMBER.match(w) for w in words):
+    if not all(_PLAIN_WORD.match(w) or _NUMBER.match(w) or _IDENTIFIER.match(w) for w in words):
         return None  # an option, path, quote, operator or file name: shell syntax
     bare = [w.rstrip(".,!?").lower() for w in words]
     if bare[:2] == ["make", "sure"]:

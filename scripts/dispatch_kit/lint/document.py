@@ -1,0 +1,188 @@
+"""A file being linted, and the prompt it carries, with the lookups every rule shares.
+
+Rules are small functions over these two objects. Anything more than one rule
+needs (lower-cased text, line starts, sentences, parsed frontmatter) is
+computed once, lazily, here, so adding a rule does not add a pass over the
+file and a file no rule looks at costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dispatch_kit.lint import frontmatter, kinds, prose, suppress
+from dispatch_kit.lint.registry import Hit
+
+STYLE_BY_FILE_KIND = {
+    "prompt": "markdown",
+    "document": "markdown",
+    "skill": "markdown",
+    "agent": "markdown",
+    "template": "jinja",
+    "plan": "yaml",
+    "manifest": "json",
+}
+TEXT_KINDS = ("prompt", "document", "skill", "agent", "template")
+
+
+class Document:
+    """One file (or stdin, or a hook's prompt): its text, file kind and directives."""
+
+    def __init__(
+        self,
+        text: str,
+        path: str,
+        file_kind: str,
+        *,
+        fs_path: Path | None = None,
+        base_dir: Path | None = None,
+        agent: str | None = None,
+        default_kind: str = "unknown",
+    ) -> None:
+        self.text = text
+        self.path = path
+        self.file_kind = file_kind
+        self.fs_path = fs_path
+        self.base_dir = base_dir if base_dir is not None else (fs_path.parent if fs_path else None)
+        self.style = STYLE_BY_FILE_KIND[file_kind]
+        self.directives = suppress.parse(text, self.style)
+        self.cache: dict[str, Any] = {}
+        self.frontmatter = (
+            frontmatter.split(text)
+            if file_kind in ("prompt", "document", "skill", "agent")
+            else None
+        )
+        self.region: Region | None = None
+        if file_kind in TEXT_KINDS:
+            self.region = self._region(agent, default_kind)
+
+    def _region(self, agent: str | None, default_kind: str) -> Region:
+        masked, spans = (
+            kinds.mask_template(self.text) if self.file_kind == "template" else (self.text, [])
+        )
+        fm = self.frontmatter
+        kind, named, anchor, explicit = kinds.detect(
+            masked,
+            self.file_kind,
+            self.directives,
+            fm.body_line if fm else 1,
+            fm.body_offset if fm else 0,
+            default_kind,
+        )
+        return Region(self, masked, kind, agent or named, anchor, explicit, spans)
+
+    @cached_property
+    def line_starts(self) -> list[int]:
+        starts = [0]
+        find = self.text.find
+        pos = find("\n")
+        while pos >= 0:
+            starts.append(pos + 1)
+            pos = find("\n", pos + 1)
+        return starts
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a character offset."""
+        index = bisect.bisect_right(self.line_starts, offset) - 1
+        return index + 1, offset - self.line_starts[index] + 1
+
+    def at(self, offset: int, message: str | None = None) -> Hit:
+        line, column = self.position(offset)
+        return line, column, message
+
+
+class Region:
+    """The prompt a document carries: text (template tags masked), kind, target agent."""
+
+    def __init__(
+        self,
+        doc: Document,
+        text: str,
+        kind: str,
+        agent: str | None,
+        anchor_line: int,
+        explicit: bool,
+        expression_spans: list[tuple[int, int]],
+    ) -> None:
+        self.doc = doc
+        self.text = text
+        self.kind = kind
+        self.agent = agent.split(":")[-1] if agent else None  # "plugin:agent" -> "agent"
+        self.anchor_line = anchor_line
+        self.explicit = explicit
+        self.expression_spans = expression_spans
+
+    @property
+    def is_template(self) -> bool:
+        return self.doc.file_kind == "template"
+
+    @cached_property
+    def lower(self) -> str:
+        return self.text.lower().replace("\u2019", "'")
+
+    @cached_property
+    def fenced(self) -> list[tuple[int, int]]:
+        """Spans of fenced code blocks (examples inside the prompt)."""
+        return suppress.fenced_spans(self.text)
+
+    def in_fence(self, offset: int) -> bool:
+        return any(a <= offset < b for a, b in self.fenced)
+
+    @cached_property
+    def flat(self) -> str:
+        """``lower`` with line breaks as spaces: a quick superset test for sentence patterns."""
+        return self.lower.replace("\n", " ")
+
+    @cached_property
+    def sentences(self) -> list[prose.Sentence]:
+        return prose.sentences(self.lower)
+
+    @cached_property
+    def sentence_starts(self) -> list[int]:
+        return [sentence.start for sentence in self.sentences]
+
+    @cached_property
+    def paragraphs(self) -> dict[int, list[prose.Sentence]]:
+        """Sentences grouped by the paragraph (or list item) they belong to."""
+        groups: dict[int, list[prose.Sentence]] = {}
+        for sentence in self.sentences:
+            groups.setdefault(sentence.unit, []).append(sentence)
+        return groups
+
+    def sentence_index(self, sentence: prose.Sentence) -> int:
+        return bisect.bisect_left(self.sentence_starts, sentence.start)
+
+    @cached_property
+    def first_line(self) -> str:
+        """The line holding the kind marker (template tags masked), without its newline."""
+        starts = self.doc.line_starts
+        index = self.anchor_line - 1
+        if not 0 <= index < len(starts):
+            return ""
+        end = starts[index + 1] - 1 if index + 1 < len(starts) else len(self.text)
+        return self.text[starts[index] : end].rstrip("\r")
+
+    def mentions(self, words: tuple[str, ...]) -> bool:
+        """Cheap prefilter: does the lower-cased text contain any of ``words``?
+
+        Splitting into sentences and running negation-aware patterns costs far
+        more than a few substring tests, and most prompts give most rules
+        nothing to look at.
+        """
+        lower = self.lower
+        for word in words:
+            if word in lower:
+                return True
+        return False
+
+    def at(self, offset: int, message: str | None = None) -> Hit:
+        return self.doc.at(offset, message)
+
+    def anchor(self, message: str | None = None) -> Hit:
+        return self.anchor_line or 1, 1, message
+
+    def has_expression_between(self, start: int, end: int) -> bool:
+        return any(start <= a < end for a, _ in self.expression_spans)

@@ -1,0 +1,162 @@
+"""What a prompt is: execute, plan, inspect, executor, retry, a generic dispatch, or none.
+
+Explicit markers decide first: a ``[Execute]``-style tag at the start of the
+first line of content, or a ``kind=`` directive in the first five lines (after
+any frontmatter). Only a plain prompt file or template without either is
+classified from its content, and conservatively: a prompt is called a worker
+prompt only when it has a task, a working directory and exit criteria; an
+executor only when it claims, dispatches and answers ``NO_REPLY``. Anything
+else is "unknown" and only the rules that hold for every text run on it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dispatch_kit.lint import suppress
+
+DISPATCH_KINDS = frozenset({"execute", "plan", "executor", "retry", "dispatch"})
+PROMPT_KINDS = DISPATCH_KINDS | {"inspect"}
+ALL_KINDS = PROMPT_KINDS | {"none", "unknown"}
+HEADER_LINES = 5
+
+MARKER = re.compile(
+    r"[ \t]*(?:#{1,6}[ \t]+)?(?:\*\*)?\[(execute|plan|inspect|executor|retry)\]", re.I
+)
+_HTML_COMMENT_LINE = re.compile(r"\s*<!--.*?-->\s*$")
+_JINJA_TAG = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.S)
+_WORKDIR_LABEL = re.compile(
+    r"^\W{0,8}(?:working[ -]dir(?:ectory)?|cwd)\b[^:\n]{0,20}:", re.I | re.M
+)
+_CRITERIA_LABEL = re.compile(r"^\W{0,8}exit[ -]criteri", re.I | re.M)
+_TASK_LABEL = re.compile(r"^\W{0,8}(?:your )?task\b", re.I | re.M)
+_RETRY_START = re.compile(r"\W{0,12}(?:previous attempt|retry\b|attempt \d)", re.I)
+_AGENT_LABEL = re.compile(
+    r"^[ \t]*[*_]{0,2}(?:target[ \t]+)?(?:sub)?agent(?:[ _]type)?[*_]{0,2}[ \t]*:[*_]{0,2}[ \t]*"
+    r"`?(?P<name>[A-Za-z0-9][\w.:-]*)`?[ \t]*$",
+    re.I | re.M,
+)
+AGENT_LABEL_LINES = 12
+_CLAIM = re.compile(r"\bclaim", re.I)
+_SPAWN = re.compile(r"\b(?:spawn|dispatch)", re.I)
+
+
+def mask_template(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Template text with Jinja tags blanked, same length and lines, plus the ``{{ }}`` spans.
+
+    Comments and statements become spaces (their words are not instructions to
+    the agent); expressions become zeros, so "at most {{ cap }} items" still
+    reads as a number to the rules that need one.
+    """
+    if "{" not in text:
+        return text, []
+    spans: list[tuple[int, int]] = []
+    parts: list[str] = []
+    last = 0
+    for match in _JINJA_TAG.finditer(text):
+        tag = match.group(0)
+        fill = "0" if tag.startswith("{{") else " "
+        if fill == "0":
+            spans.append(match.span())
+        parts.append(text[last : match.start()])
+        parts.append("".join("\n" if c == "\n" else fill for c in tag))
+        last = match.end()
+    parts.append(text[last:])
+    return "".join(parts), spans
+
+
+def first_content_line(text: str, start_offset: int, start_line: int) -> tuple[int, int, str]:
+    """(line number, offset, text) of the first line that is not blank or only a comment."""
+    offset = start_offset
+    line_no = start_line
+    in_comment = False
+    length = len(text)
+    while offset < length:
+        nl = text.find("\n", offset)
+        end = length if nl < 0 else nl
+        line = text[offset:end]
+        stripped = line.strip()
+        if in_comment:
+            if "-->" in line:
+                in_comment = False
+        elif stripped and not _HTML_COMMENT_LINE.match(line):
+            if stripped.startswith("<!--") and "-->" not in stripped:
+                in_comment = True
+            else:
+                return line_no, offset, line
+        if nl < 0:
+            break
+        offset = nl + 1
+        line_no += 1
+    return start_line, start_offset, ""
+
+
+def detect(
+    text: str,
+    file_kind: str,
+    directives: list[suppress.Directive],
+    body_line: int,
+    body_offset: int,
+    default_kind: str,
+) -> tuple[str, str | None, int, bool]:
+    """(kind, target agent, anchor line, explicit?) for a prompt's text.
+
+    The target agent comes from an ``agent=`` directive or an ``Agent: NAME``
+    line among the first lines of content.
+    """
+    kind: str | None = None
+    agent: str | None = None
+    anchor = 0
+    for directive in directives:
+        if directive.action != "set":
+            continue
+        if not body_line <= directive.line < body_line + HEADER_LINES and not (
+            file_kind == "template" and directive.line <= HEADER_LINES
+        ):
+            directive.problems.append(
+                "kind= and agent= directives only count in the first 5 lines; move it up"
+            )
+            continue
+        if "kind" in directive.settings and kind is None:
+            kind = directive.settings["kind"]
+            anchor = directive.line
+        agent = directive.settings.get("agent", agent)
+    line_no, first_offset, first = first_content_line(text, body_offset, body_line)
+    if agent is None:
+        agent = _agent_label(text, first_offset)
+    marker = MARKER.match(first)
+    if marker:
+        anchor = line_no
+        if kind is None:
+            kind = marker.group(1).lower()
+    if kind is not None:
+        return kind, agent, anchor or line_no, True
+    if file_kind in ("prompt", "template"):
+        inferred = infer(text, first)
+        if inferred:
+            return inferred, agent, line_no, False
+    return default_kind, agent, line_no, False
+
+
+def _agent_label(text: str, start: int) -> str | None:
+    """An ``Agent: NAME`` line near the top of a prompt names its target agent."""
+    end = start
+    for _ in range(AGENT_LABEL_LINES):
+        nl = text.find("\n", end)
+        if nl < 0:
+            end = len(text)
+            break
+        end = nl + 1
+    match = _AGENT_LABEL.search(text, start, end)
+    return match.group("name") if match else None
+
+
+def infer(text: str, first_line: str) -> str | None:
+    """A kind from content alone, only when the shape is unmistakable."""
+    if _RETRY_START.match(first_line):
+        return "retry"
+    if _WORKDIR_LABEL.search(text) and _CRITERIA_LABEL.search(text) and _TASK_LABEL.search(text):
+        return "execute"
+    if "NO_REPLY" in text and _CLAIM.search(text) and _SPAWN.search(text):
+        return "executor"
+    return None

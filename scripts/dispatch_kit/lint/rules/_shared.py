@@ -1,0 +1,42 @@
+"""Pieces several rule families share: example building blocks and text sections."""
+
+from __future__ import annotations
+
+import re
+
+from dispatch_kit.lint.patterns import lazy
+
+# A complete stream-safety block in example wording: rules check for the three
+# rules, not for one exact sentence, so examples need not copy the clause.
+BLOCK = """Stream-safety:
+1. Before each tool call, print a progress line: one sentence, at most 80 characters.
+2. Keep every tool call under 60 seconds; split longer work into several calls.
+3. When a read returns more than 500 lines, narrow the next read with offset/limit.
+"""
+
+HEADING = lazy(r"^[ \t]{0,3}#{1,6}(?:[ \t]|$)", re.M)
+_BLANK_THEN_TEXT = lazy(r"\n[ \t]*\n(?=[ \t]{0,3}(?![-*+][ \t]|\d{1,3}[.)][ \t]|`{3}|~{3})\S)")
+# "Stream-safety:", "Rules:": a short line ending in a colon opens the next labelled part
+_BLANK_THEN_LABEL = lazy(
+    r"\n[ \t]*\n(?=[ \t]{0,3}(?![-*+][ \t]|\d{1,3}[.)][ \t])"
+    r"[^\s][^\n]{0,60}:[*_]{0,2}[ \t]*(?:\n|$))"
+)
+
+
+def section_end(text: str, start: int, label_is_heading: bool) -> int:
+    """End offset of the section whose label line ends at ``start``.
+
+    A heading's section runs to the next heading or the next label line
+    ("Stream-safety:"); a plain label ("Exit criteria:") also ends at a blank
+    line followed by ordinary text.
+    """
+    heading = HEADING.search(text, start)
+    end = heading.start() if heading else len(text)
+    label = _BLANK_THEN_LABEL.search(text, start, end)
+    if label:
+        end = label.start()
+    if not label_is_heading:
+        gap = _BLANK_THEN_TEXT.search(text, start, end)
+        if gap:
+            end = gap.start()
+    return end

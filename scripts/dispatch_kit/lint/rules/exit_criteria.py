@@ -1,0 +1,368 @@
+"""DK2xx: every worker knows where it works and how "done" is checked by a machine.
+
+A worker starts with no memory of the mission: its prompt must name its
+working directory and exit criteria that a shell can verify. Vague criteria
+("the code is clean") cannot be checked, so the orchestrator can neither
+approve nor retry with evidence. Missions stay small: at most six tasks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+from dispatch_kit.lint.document import Document, Region
+from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.registry import Example, Hit, Rule
+from dispatch_kit.lint.rules._shared import BLOCK, section_end
+
+MAX_TASKS = 6
+_LABEL = lazy(
+    r"^[ \t>]*(?P<heading>#{1,6}[ \t]*)?(?:\d{1,3}[.)][ \t]*)?[*_]{0,2}"
+    r"(?:exit[ -]criteri(?:a|on)|done when|acceptance criteria|success criteria|definition of done)"
+    r"\b[*_]{0,2}(?P<rest>[^\n]*)$",
+    re.I | re.M,
+)
+_ITEM = lazy(r"^[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+(?P<body>[^\n]*)$", re.M)
+_CODE = lazy(r"^[ \t]*(?:`{3}|~{3})", re.M)
+_STRUCTURED = lazy(r"^(?:file_exists|contains|min_bytes|run|exists|command|cmd|shell)[ \t]*:", re.I)
+_CODE_SPAN = lazy(r"(`+)(.+?)\1")
+_WORKDIR = lazy(
+    r"^[^\w\n]{0,8}(?:working[ -]dir(?:ectory)?|cwd|workdir)\b[^:\n]{0,30}:[ \t]*\S"
+    r"|\b(?:working[ -]dir(?:ectory)?|cwd|workdir)(?:[ \t]+is)?[ \t]*[:=]?[ \t]*"
+    r"[`'\"][^`'\"\n]+[`'\"]"
+    r"|\b(?:work|run|operate|stay)\w*[ \t]+(?:only[ \t]+)?(?:in|inside|within|from|under)[ \t]+"
+    r"[`'\"][^`'\"\n]+[`'\"]"
+    r"|(?:^|[`;&][ \t]*)cd[ \t]+[`'\"]?[\w./~-]+",
+    re.I | re.M,
+)
+_TASK_LABEL = lazy(
+    r"^[ \t]{0,3}(?:#{1,6}[ \t]*|(?:[-*+]|\d{1,3}[.)])[ \t]+)?[*_]{0,2}task[ \t]*(?:#?\d+|[A-Z])?"
+    r"[*_]{0,2}[ \t]*[:.)\u2013\u2014-]",
+    re.I | re.M,
+)
+_PLAN_TASK_ID = lazy(r"^[ \t]*-[ \t]+id[ \t]*:", re.M)
+_TASKS_HEADING = lazy(
+    r"^[ \t]{0,3}(?:#{1,6}[ \t]*)?[*_]{0,2}(?:the[ \t]+)?tasks\b[^\n]*$", re.I | re.M
+)
+_TOP_ITEM = lazy(r"^(?:[-*+]|\d{1,3}[.)])[ \t]+\S", re.M)
+_COMPOSITE_LOAD = lazy(r"\]\s*load\s+\S+.*\bthen\s*:", re.I)
+_COMPOSITE_CHAIN = lazy(r"\bcommit\s+[`'\"]?[0-9a-f]{7,40}\b", re.I)
+
+
+def is_composite(region: Region) -> bool:
+    """A composite Bash-chain dispatch: its hand-over is a commit, not a task folder.
+
+    Its first line says so: ``Load FILE. Then: ...`` (the thin-wrapper shape)
+    or names the commit it is chained on (``... on commit 4e1d2c9``).
+    """
+    first = region.first_line
+    return bool(_COMPOSITE_LOAD.search(first) or _COMPOSITE_CHAIN.search(first))
+
+
+def _criteria_section(region: Region) -> tuple[re.Match[str], int] | None:
+    """The exit-criteria label and where its section ends (shared by DK201 and DK202)."""
+    cache = region.doc.cache
+    if "criteria" not in cache:
+        match = _LABEL.search(region.text)
+        cache["criteria"] = (
+            None
+            if match is None
+            else (match, section_end(region.text, match.end(), bool(match.group("heading"))))
+        )
+    return cache["criteria"]
+
+
+def _check_missing(region: Region) -> Iterator[Hit]:
+    if is_composite(region):
+        return
+    found = _criteria_section(region)
+    if found is None:
+        yield region.anchor()
+        return
+    label, end = found
+    body = region.text[label.end() : end]
+    rest = label.group("rest").strip(" \t:*_")
+    has_content = (
+        bool(rest and not rest.startswith("("))
+        or _ITEM.search(body) is not None
+        or _CODE.search(body) is not None
+        or region.has_expression_between(label.end(), end)
+    )
+    if not has_content:
+        yield region.at(
+            label.start(),
+            "the exit criteria section lists no criteria; add one "
+            "shell command per criterion that exits 0 when the task is done",
+        )
+
+
+@lru_cache(maxsize=4096)
+def vague_reason(item: str) -> str | None:
+    """Why a listed criterion is not machine-checkable, or None when it is.
+
+    The judgement is the plan validator's (:mod:`dispatch_kit.vague_criteria`),
+    so a prompt and a plan file accept exactly the same criteria. A code span
+    in the item is the command; a lead-in ending in ":" introduces a code block.
+    """
+    text = re.sub(r"^\[[ xX]\][ \t]*", "", item.strip())
+    if not text or text.endswith(":") or set(text) <= set("0 .:,;-`"):
+        return None
+    if _STRUCTURED.match(text):
+        return None
+    from dispatch_kit.vague_criteria import vague_reason as shell_vague_reason
+
+    span = _CODE_SPAN.search(text)
+    reason = shell_vague_reason(span.group(2) if span else text)
+    if reason is None and not span:
+        reason = _sentence_reason(text)
+    return reason
+
+
+def _sentence_reason(text: str) -> str | None:
+    """A capitalised sentence full of English function words is prose, whatever else it holds."""
+    from dispatch_kit.vague_criteria import FUNCTION_WORDS, OUTCOME_WORDS
+
+    words = [w.strip(".,;:!?").lower() for w in text.split()]
+    if not text[:1].isupper() or not text.rstrip().endswith((".", "!")) or len(words) < 4:
+        return None
+    english = sum(1 for w in words if w in FUNCTION_WORDS or w in OUTCOME_WORDS)
+    return "it reads like a sentence" if english >= 2 else None
+
+
+def _check_prose(region: Region) -> Iterator[Hit]:
+    if is_composite(region):
+        return
+    found = _criteria_section(region)
+    if found is None:
+        return
+    label, end = found
+    for item in _ITEM.finditer(region.text, label.end(), end):
+        reason = vague_reason(item.group("body"))
+        if reason:
+            yield region.at(
+                item.start("body"),
+                f"this exit criterion is not machine-checkable: {reason}; write a shell "
+                "command that exits 0 on success, or a structured check",
+            )
+
+
+_WORKDIR_WORDS = (
+    "working dir",
+    "working-dir",
+    "cwd",
+    "workdir",
+    "work",
+    "run",
+    "operate",
+    "stay",
+    "cd ",
+)
+
+
+def _check_workdir(region: Region) -> Iterator[Hit]:
+    if is_composite(region):
+        return
+    lower = region.lower
+    start = lower.find("working dir")
+    if start >= 0 and _WORKDIR.search(region.text, max(0, lower.rfind("\n", 0, start))):
+        return  # the usual "Working directory: PATH" line, found without scanning the rest
+    if not region.mentions(_WORKDIR_WORDS) or _WORKDIR.search(region.text) is None:
+        yield region.anchor()
+
+
+def _task_lists(text: str) -> Iterator[list[re.Match[str]]]:
+    """Each way a prompt can list a mission's tasks: Task N labels, plan ids, a Tasks section."""
+    lower = text.lower()
+    if lower.count("task") > MAX_TASKS:
+        yield list(_TASK_LABEL.finditer(text))
+    if lower.count("id:") > MAX_TASKS:
+        yield list(_PLAN_TASK_ID.finditer(text))
+    if "tasks" not in lower:
+        return
+    for heading in _TASKS_HEADING.finditer(text):
+        end = section_end(text, heading.end(), heading.group(0).lstrip().startswith("#"))
+        yield list(_TOP_ITEM.finditer(text, heading.end(), end))
+
+
+def _check_task_count(region: Region) -> Iterator[Hit]:
+    for matches in _task_lists(region.text):
+        if len(matches) > MAX_TASKS:
+            yield region.at(
+                matches[MAX_TASKS].start(),
+                f"this mission has {len(matches)} tasks; split it into missions of at most "
+                f"{MAX_TASKS} tasks",
+            )
+            return
+
+
+def _check_plan(doc: Document) -> Iterator[Hit]:
+    """Delegate to the plan validator (``dispatch_kit.plan``) when it is installed."""
+    try:
+        from dispatch_kit.plan import validate_plan
+    except ImportError:  # an older install without the plan module: nothing to delegate to
+        return
+    if doc.fs_path is None:
+        return
+    _, errors = validate_plan(str(doc.fs_path), max_tasks=MAX_TASKS)
+    for error in errors:
+        yield (error.line or 1), (error.column or 1), error.message
+
+
+_WORKER_HEAD = """[Execute] Task `report`: summarise the benchmark results
+
+Working directory: bench/out
+
+Read results.csv and write summary.md with one table per suite.
+"""
+_CHECKED = """
+## Exit criteria
+1. `test -f summary.md`
+2. `grep -q '^| suite' summary.md`
+"""
+
+MISSING_CRITERIA = Rule(
+    code="DK201",
+    name="missing-exit-criteria",
+    severity="error",
+    message="add an Exit criteria section: shell commands that exit 0 when the task is done",
+    rationale="""\
+Exit criteria are the only quality gate of a workspace dispatch: the worker
+runs them before it reports, the orchestrator runs them again and approves,
+retries with the failing output, or fails the task. Without them "done" is
+whatever the worker says. Composite Bash-chain dispatches (opening with
+`Load FILE. Then:` or chained on a named commit) hand over a commit instead
+and are exempt.""",
+    applies_to="[Execute] worker prompts and templates",
+    bad=Example(_WORKER_HEAD),
+    good=Example(_WORKER_HEAD + _CHECKED + "\n" + BLOCK),
+    kinds=frozenset({"execute"}),
+    check=_check_missing,
+)
+
+PROSE_CRITERION = Rule(
+    code="DK202",
+    name="prose-exit-criterion",
+    severity="error",
+    message="make this criterion machine-checkable: a shell command (`test -f out.md`) or a "
+    "structured check (file_exists, contains, min_bytes, run)",
+    rationale="""\
+"The summary is clear and complete" cannot be run, so nobody can tell whether
+it passed: the worker declares victory and a retry has no error to show.
+Every criterion must be a command that exits 0 on success (`test -f`,
+`grep -q`, a test runner) or a structured check that needs no shell.""",
+    applies_to="the Exit criteria section of [Execute] worker prompts",
+    bad=Example(
+        _WORKER_HEAD
+        + """
+## Exit criteria
+1. The summary is clear and covers every suite.
+
+"""
+        + BLOCK
+    ),
+    good=Example(_WORKER_HEAD + _CHECKED + "\n" + BLOCK),
+    kinds=frozenset({"execute"}),
+    check=_check_prose,
+)
+
+MISSING_WORKDIR = Rule(
+    code="DK203",
+    name="missing-working-directory",
+    severity="error",
+    message="name the working directory (Working directory: PATH); the worker runs and is "
+    "checked there",
+    rationale="""\
+Workers share no state and start with no memory of the mission. Without a
+working directory a worker guesses where to write, its exit criteria run in
+the wrong folder, and two workers can overwrite each other. The orchestrator
+runs the criteria in that same directory.""",
+    applies_to="[Execute] worker prompts and templates",
+    bad=Example(
+        """[Execute] Task `report`: summarise the benchmark results
+
+Read results.csv and write summary.md with one table per suite.
+"""
+        + _CHECKED
+        + "\n"
+        + BLOCK
+    ),
+    good=Example(_WORKER_HEAD + _CHECKED + "\n" + BLOCK),
+    kinds=frozenset({"execute"}),
+    check=_check_workdir,
+)
+
+_SEVEN = "".join(f"## Task {n}: step {n}\nDo step {n}.\n\n" for n in range(1, 8))
+_SIX = "".join(f"## Task {n}: step {n}\nDo step {n}.\n\n" for n in range(1, 7))
+
+TOO_MANY_TASKS = Rule(
+    code="DK204",
+    name="too-many-tasks",
+    severity="error",
+    message=f"keep a mission to at most {MAX_TASKS} tasks; split the rest into a second mission",
+    rationale="""\
+Long plans fail in the middle: dependencies multiply, retries pile up and the
+orchestrator's own context fills with bookkeeping. Two to six focused tasks,
+each with its own exit criteria, keep a mission checkable; more work is a
+second mission planned after the first one lands.""",
+    applies_to="[Plan], [Execute] and other dispatch prompts that list tasks",
+    bad=Example("[Plan] Lay out the migration as tasks.\n\n" + _SEVEN + BLOCK),
+    good=Example("[Plan] Lay out the migration as tasks.\n\n" + _SIX + BLOCK),
+    kinds=frozenset({"execute", "plan", "dispatch"}),
+    check=_check_task_count,
+)
+
+INVALID_PLAN = Rule(
+    code="DK205",
+    name="invalid-plan",
+    severity="error",
+    message="fix the plan file (`dispatch-kit plan validate PLAN` explains each error)",
+    rationale="""\
+Plan files are linted by the same validator `dispatch-kit plan validate` runs,
+so CI and pre-commit catch a plan with a prose criterion, a missing working
+directory, a dependency cycle or more than six tasks before an orchestrator
+loads it.""",
+    applies_to="plan files (plan.yaml, *.plan.yaml)",
+    bad=Example(
+        """goal: Summarise the benchmark results
+workspace: .
+tasks:
+  - id: summary
+    title: Write the summary
+    type: research
+    cwd: out
+    description: Read results.csv and write summary.md.
+    exit_criteria:
+      - file_exists: summary.md
+""",
+        path="bench.plan.yaml",
+    ),
+    good=Example(
+        """goal: Summarise the benchmark results
+workspace: .
+tasks:
+  - id: summary
+    title: Write the summary
+    type: research
+    cwd: out
+    description: Read results.csv and write summary.md.
+    exit_criteria:
+      - file_exists: summary.md
+  - id: check
+    title: Check the summary
+    type: review
+    cwd: review
+    depends_on: [summary]
+    description: Compare out/summary.md with results.csv and write verdict.md.
+    exit_criteria:
+      - "grep -qx 'VERDICT: PASS' verdict.md"
+""",
+        path="bench.plan.yaml",
+    ),
+    scope="file",
+    kinds=frozenset({"plan"}),
+    check=_check_plan,
+)
+
+RULES = (MISSING_CRITERIA, PROSE_CRITERION, MISSING_WORKDIR, TOO_MANY_TASKS, INVALID_PLAN)

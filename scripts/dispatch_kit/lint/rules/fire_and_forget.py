@@ -1,0 +1,225 @@
+"""DK3xx: a fire-and-forget executor selects, claims, dispatches and exits.
+
+An executor runs on a schedule with a time limit. If it spawns before it
+claims, the next run dispatches the same item again; if it waits on its
+workers, it hits its own timeout; without a cap it floods rate limits; without
+a hard timeout it holds its lane for the default hour; and an empty queue
+must end in a silent ``NO_REPLY``, not a "nothing to do" message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dispatch_kit.lint.document import Region
+from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.prose import find_asked, matches
+from dispatch_kit.lint.registry import Example, Hit, Rule
+from dispatch_kit.lint.rules._shared import BLOCK
+
+EXECUTOR = frozenset({"executor"})
+_CLAIM = lazy(r"\bclaim|\bin[- ]progress\b|\block (?:it|each|the item)\b|\blease\b|\breserve")
+_CLAIM_WORD = r"(?:claim|label|in[- ]progress|lock|mark|reserve)"
+_CLAIM_AFTER = lazy(
+    r"\b(?:spawn|dispatch|start|launch)\w*[ \t]+first\b"
+    r"|\b(?:spawn|dispatch|start|launch)\w*\b[^.]{0,80}?\b(?:then|afterwards|after that|later)\b"
+    r"[^.]{0,40}?\b"
+    + _CLAIM_WORD
+    + r"|\b"
+    + _CLAIM_WORD
+    + r"\w*\b[^.]{0,60}?\b(?:afterwards|after (?:spawn|dispatch|start|launch)\w*"
+    r"|after the (?:spawn|worker|dispatch))"
+)
+_WAIT = lazy(
+    r"(?:^|[,;:(][ \t]*|\b(?:and|then|you)[ \t]+(?:will[ \t]+|should[ \t]+|must[ \t]+|then[ \t]+)?)"
+    r"(?:wait(?:s|ing)?[ \t]+(?:for|on|until)\b|block(?:s|ing)?[ \t]+(?:on|until)\b|"
+    r"poll(?:s|ing)?\b|monitor(?:s|ing)?\b|watch(?:es|ing)?\b|track(?:s|ing)?\b|"
+    r"check(?:s|ing)?[ \t]+(?:on|back)\b|follow(?:s|ing)?[ \t]+up[ \t]+on\b|supervis\w*)"
+    r"[^.]{0,60}?\b(?:workers?|subagents?|agents?|completions?|them|their|results?|progress|"
+    r"each|all|every|status|outputs?)\b"
+    r"|\bsessions_yield\b|\bawait\b"
+)
+_CAP = lazy(
+    r"\b(?:at most|no more than|not more than|maximum(?: of)?|max\.?|up to|"
+    r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*[:=]?[ \t]*\d+|\u2264[ \t]*\d+|"
+    r"--(?:max|limit|cap)[\w-]*[ =]\d+"
+)
+_CAP_OBJECT = lazy(
+    r"\b(?:items?|workers?|tasks?|issues?|jobs?|dispatch\w*|spawn\w*|agents?|subagents?|"
+    r"pull requests?|prs?|per run|this run|one run|each run)\b"
+)
+_TIMEOUT = lazy(
+    r"\btime-?[ \t]?outs?\b|\btimeoutseconds\b|\bdeadline\b|\bhard (?:time )?limit\b|"
+    r"\bkilled (?:after|at)\b|\bwall[- ]clock\b|\btime limit\b"
+)
+
+
+def _check_claim(region: Region) -> Iterator[Hit]:
+    if _CLAIM.search(region.lower) is None:
+        yield region.anchor()
+        return
+    for offset, _ in find_asked(region, _CLAIM_AFTER, ("first", "then", "after", "later")):
+        yield region.at(offset, "claim each item before you dispatch it, not after")
+
+
+_WAIT_WORDS = (
+    "wait",
+    "block",
+    "poll",
+    "monitor",
+    "watch",
+    "track",
+    "check",
+    "follow",
+    "supervis",
+    "sessions_yield",
+)
+
+
+def _check_wait(region: Region) -> Iterator[Hit]:
+    for offset, _ in find_asked(region, _WAIT, _WAIT_WORDS, anchored=True):
+        yield region.at(offset)
+
+
+def _check_cap(region: Region) -> Iterator[Hit]:
+    words = ("at most", "more than", "max", "up to", "cap", "limit", "\u2264", "--")
+    for sentence, _ in matches(region, _CAP, words):
+        if _CAP_OBJECT.search(sentence.text):
+            return
+    yield region.anchor()
+
+
+def _check_timeout(region: Region) -> Iterator[Hit]:
+    if _TIMEOUT.search(region.lower) is None:
+        yield region.anchor()
+
+
+def _check_no_reply(region: Region) -> Iterator[Hit]:
+    if "NO_REPLY" not in region.text:
+        yield region.anchor()
+
+
+_HEAD = "[Executor] Dispatch ready issues from the triage board, then exit.\n\n"
+_GOOD = (
+    _HEAD
+    + """Hard timeout: this run is killed after 5 minutes.
+
+1. List issues labelled `ready`. If there are none, print exactly `NO_REPLY` and stop.
+2. Take at most 4 issues, oldest first.
+3. For each: claim it first by swapping the `ready` label for `in-progress`; then spawn one
+   worker for it without waiting.
+4. Once all are dispatched, exit. Do not wait for the workers or check on them.
+
+"""
+    + BLOCK
+)
+
+
+def _variant(old: str, new: str) -> str:
+    assert old in _GOOD
+    return _GOOD.replace(old, new)
+
+
+NO_CLAIM = Rule(
+    code="DK301",
+    name="dispatch-before-claim",
+    severity="error",
+    message="claim each item (label, lock, ledger entry) before dispatching it",
+    rationale="""\
+Executors run again and again on a schedule. If a run spawns a worker and
+only then marks the item taken, or never marks it, the next run sees the same
+item as ready and dispatches it a second time: duplicate pull requests,
+conflicting edits. An atomic claim before the spawn makes the item invisible
+to the next run; a sweep returns claims whose worker died.""",
+    applies_to="[Executor] prompts and templates",
+    bad=Example(
+        _variant(
+            "claim it first by swapping the `ready` label for `in-progress`; then spawn",
+            "spawn",
+        )
+    ),
+    good=Example(_GOOD),
+    kinds=EXECUTOR,
+    check=_check_claim,
+)
+
+WAITS = Rule(
+    code="DK302",
+    name="executor-waits-on-workers",
+    severity="error",
+    message="dispatch and exit: do not wait for, poll or monitor the workers (a separate sweep "
+    "tracks them)",
+    rationale="""\
+The executor's job ends at the last spawn. An executor told to wait for its
+workers, or to watch their progress, runs into its own timeout and blocks the
+lane; completion is read later from state outside the session (a pull
+request, a label, a status file), by a separate review or sweep.""",
+    applies_to="[Executor] prompts and templates",
+    bad=Example(
+        _variant(
+            "4. Once all are dispatched, exit. Do not wait for the workers or check on them.",
+            "4. Then wait for the workers and report their results.",
+        )
+    ),
+    good=Example(_GOOD),
+    kinds=EXECUTOR,
+    check=_check_wait,
+)
+
+NO_CAP = Rule(
+    code="DK303",
+    name="no-dispatch-cap",
+    severity="error",
+    message="cap the dispatches per run (for example: take at most 6 items)",
+    rationale="""\
+A backlog of forty ready items must not become forty concurrent sessions:
+that trips rate limits and concurrent-session limits and buries the review
+that follows. A fixed cap per run (the patterns use six) bounds the damage;
+the rest waits for the next run.""",
+    applies_to="[Executor] prompts and templates",
+    bad=Example(_variant("2. Take at most 4 issues, oldest first.", "2. Take every ready issue.")),
+    good=Example(_GOOD),
+    kinds=EXECUTOR,
+    check=_check_cap,
+)
+
+NO_TIMEOUT = Rule(
+    code="DK304",
+    name="no-executor-timeout",
+    severity="error",
+    message="give the executor run a hard timeout (for example: this run is killed after "
+    "5 minutes)",
+    rationale="""\
+Without an explicit limit a scheduled run inherits the scheduler's default,
+often an hour. An executor that should finish in two minutes but hangs on one
+call then holds its lane for the whole hour and the next runs queue behind
+it.""",
+    applies_to="[Executor] prompts and templates",
+    bad=Example(_variant("Hard timeout: this run is killed after 5 minutes.\n\n", "")),
+    good=Example(_GOOD),
+    kinds=EXECUTOR,
+    check=_check_timeout,
+)
+
+NO_REPLY = Rule(
+    code="DK305",
+    name="no-empty-queue-no-reply",
+    severity="error",
+    message="say what to do on an empty queue: print exactly NO_REPLY and stop",
+    rationale="""\
+Most scheduled runs find nothing to do. An executor that then posts "no work
+found" floods the channel it reports to; the convention is to answer the
+single token NO_REPLY, which the scheduler drops.""",
+    applies_to="[Executor] prompts and templates",
+    bad=Example(
+        _variant(
+            "If there are none, print exactly `NO_REPLY` and stop.",
+            "If there are none, say so.",
+        )
+    ),
+    good=Example(_GOOD),
+    kinds=EXECUTOR,
+    check=_check_no_reply,
+)
+
+RULES = (NO_CLAIM, WAITS, NO_CAP, NO_TIMEOUT, NO_REPLY)
