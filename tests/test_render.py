@@ -285,6 +285,23 @@ def test_retry_addendum_carries_only_the_failed_criteria(cli):
     assert "last retry" not in text
 
 
+def test_retry_after_a_timeout_asks_for_a_simpler_scope(cli):
+    # The seed's failure table: a worker that timed out is retried with a simpler scope.
+    args = ["render", "retry", "--plan", PLAN, "--task", "counter", "--attempt", "1",
+            "--check", CHECK]
+    plain = cli(*args, cwd=ROOT)
+    timed_out = cli(*args, "--timed-out", cwd=ROOT)
+    assert plain.returncode == timed_out.returncode == 0, timed_out.stderr
+    assert "narrow the scope" not in plain.stdout
+    assert "stopped at its time limit (600 s)" in timed_out.stdout
+    assert "narrow the scope this time" in timed_out.stdout
+    # The failed criteria are still quoted after the outcome.
+    assert "### Criterion 3: " in timed_out.stdout
+    crashed = cli(*args, "--worker-outcome", "The previous worker was killed by signal 9.",
+                  cwd=ROOT)
+    assert "killed by signal 9" in crashed.stdout and "narrow the scope" not in crashed.stdout
+
+
 def test_last_retry_says_so(cli):
     result = cli(
         "render", "retry", "--plan", PLAN, "--task", "counter", "--attempt", "3",

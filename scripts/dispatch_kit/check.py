@@ -62,8 +62,21 @@ def check_plan(
     groups = ProcessGroups()
     work = [(task, index, criterion) for task in tasks
             for index, criterion in enumerate(task.exit_criteria)]
-    executor = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(work) or 1)),
-                                  thread_name_prefix="criterion")
+    if jobs == 1 or len(work) <= 1:
+        # No pool for sequential work: a runner checks one task after every
+        # attempt, and a thread pool per call is a measurable share of that.
+        try:
+            results = [
+                check_criterion(plan, task, index, criterion, default_timeout=default_timeout,
+                                tail_bytes=tail_bytes, groups=groups)
+                for task, index, criterion in work
+            ]
+        except BaseException:
+            groups.cancel()
+            groups.kill_remaining()
+            raise
+        return _document(plan, tasks, results)
+    executor = ThreadPoolExecutor(max_workers=min(jobs, len(work)), thread_name_prefix="criterion")
     futures: list[Future] = []
     try:
         for task, index, criterion in work:

@@ -314,7 +314,14 @@ def worker_vars(plan: Plan, task: Task, *, base: Path | None = None) -> dict[str
 
 
 def retry_vars(
-    plan: Plan, task: Task, attempt: int, task_check: Mapping[str, Any], *, base: Path | None = None
+    plan: Plan,
+    task: Task,
+    attempt: int,
+    task_check: Mapping[str, Any],
+    *,
+    base: Path | None = None,
+    worker_outcome: str | None = None,
+    worker_timed_out: bool = False,
 ) -> dict[str, Any]:
     """The worker variables plus the retry context: attempt n of N and each non-passing criterion.
 
@@ -341,7 +348,7 @@ def retry_vars(
         for position, entry in enumerate(criteria)
         if entry.get("verdict") != "pass"
     ]
-    if not failures:
+    if not failures and not worker_outcome:
         raise InputError(
             f"task '{task.id}' passed every exit criterion in this check result; nothing to retry"
         )
@@ -351,6 +358,8 @@ def retry_vars(
         max_retries=task.max_retries,
         criteria_total=len(criteria),
         failures=failures,
+        worker_outcome=worker_outcome,
+        worker_timed_out=worker_timed_out,
     )
     return values
 

@@ -42,6 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="retry: print the worker prompt followed by the addendum, the whole retry dispatch",
     )
+    parser.add_argument(
+        "--timed-out",
+        action="store_true",
+        help="retry: the previous worker ran out of time (the prompt asks for a simpler scope)",
+    )
+    parser.add_argument(
+        "--worker-outcome",
+        metavar="TEXT",
+        help="retry: how the previous worker ended, e.g. 'killed by signal 9'",
+    )
     parser.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
     parser.set_defaults(func=run)
 
@@ -119,7 +129,12 @@ def _plan_vars(args: argparse.Namespace) -> dict:
     document = render.load_check(args.check)
     entry = render.select_task_check(document, task.id, args.check)
     try:
-        return render.retry_vars(plan, task, args.attempt, entry)
+        outcome = args.worker_outcome
+        if args.timed_out and not outcome:
+            outcome = f"The previous worker was stopped at its time limit ({task.timeout:g} s)."
+        return render.retry_vars(
+            plan, task, args.attempt, entry, worker_outcome=outcome, worker_timed_out=args.timed_out
+        )
     except InputError as exc:
         if exc.path is None:  # a defect of the check result, not of the plan
             exc.path = args.check

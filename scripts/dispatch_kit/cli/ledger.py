@@ -1,0 +1,330 @@
+"""``dispatch-kit ledger``: mission state an orchestrator writes to instead of remembering.
+
+Subcommands map one-to-one onto ledger transactions (init, next, claim,
+dispatch, record, release, sweep, status, events), so a skill's loop is a
+handful of shell commands and survives the agent losing its context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dispatch_kit.cli._common import add_format
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ledger",
+        help="mission state in SQLite: init, next, claim, dispatch, record, sweep, status",
+        description="Track a mission's tasks in a ledger (SQLite, WAL) so no orchestrator keeps "
+        "dispatch state only in memory. The ledger is --db, else $DISPATCH_KIT_LEDGER, else "
+        ".dispatch/ledger.db under the plan's workspace (for init) or in the current folder or "
+        "a parent (for the other subcommands).",
+    )
+    sub = parser.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND")
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="ledger database file")
+        p.add_argument("--plan", help="find the ledger under this plan's workspace")
+        p.add_argument("--mission", help="mission id (needed when the ledger holds several)")
+
+    p = sub.add_parser("init", help="load a validated plan (idempotent for the same plan)")
+    p.add_argument("plan", metavar="PLAN")
+    common(p)
+    p.add_argument("--max-tasks", type=int, default=6, help="task cap passed to plan validation")
+    p.add_argument("--force", action="store_true",
+                   help="replace a different plan already loaded under this mission id "
+                   "(unchanged verified tasks stay verified)")
+    p.add_argument("--reset", action="store_true",
+                   help="start the mission over: every task ready at attempt 1")
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("next", help="tasks ready to claim: dependencies verified, not claimed")
+    common(p)
+    p.add_argument("--wip", type=int, help="limit: at most WIP tasks claimed or dispatched")
+    add_format(p, ("text", "ids", "json"))
+    p.set_defaults(func=_next)
+
+    p = sub.add_parser("claim", help="claim tasks atomically; exit 1 naming the holder if held")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    common(p)
+    p.add_argument("--by", required=True, metavar="NAME", help="who holds the claim")
+    p.add_argument("--lease", default="1h", metavar="DURATION",
+                   help="how long the claim holds without a result (default: %(default)s)")
+    p.add_argument("--pid", type=int,
+                   help="a long-lived process holding the claim; a sweep frees the claim when "
+                   "it dies before dispatching")
+    p.set_defaults(func=_claim)
+
+    p = sub.add_parser("dispatch", help="record that a claimed task's worker started")
+    p.add_argument("id", metavar="ID")
+    common(p)
+    p.add_argument("--by", required=True, metavar="NAME", help="the claim's holder")
+    p.add_argument("--pid", type=int, help="the worker's pid (a sweep collects it once it exits)")
+    p.add_argument("--lease", metavar="DURATION", help="renew the lease from now")
+    p.add_argument("--log", help="where the worker's output goes")
+    p.set_defaults(func=_dispatch)
+
+    p = sub.add_parser("record", help="apply the checker's verdict: verified, retry or failed")
+    p.add_argument("id", metavar="ID")
+    common(p)
+    p.add_argument("--check", required=True, metavar="RESULT.json",
+                   help="output of `dispatch-kit check PLAN --task ID --format json`")
+    p.add_argument("--note", help="extra error context stored with a failed attempt")
+    add_format(p)
+    p.set_defaults(func=_record)
+
+    p = sub.add_parser("release", help="give a claim back without using up an attempt")
+    p.add_argument("id", metavar="ID")
+    common(p)
+    p.add_argument("--by", metavar="NAME", help="the claim's holder (checked when given)")
+    p.add_argument("--reason", default="released by hand", help="recorded in the events")
+    p.set_defaults(func=_release)
+
+    p = sub.add_parser("sweep", help="free stale claims; collect dispatched work whose worker "
+                       "is gone")
+    common(p)
+    p.add_argument("--stale", metavar="DURATION",
+                   help="also free claims held longer than this, whatever their lease")
+    add_format(p)
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("status", help="the completion report")
+    common(p)
+    add_format(p, ("text", "json", "markdown"))
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("events", help="the append-only history")
+    common(p)
+    p.add_argument("--task", help="only this task's events")
+    add_format(p, ("text", "json"))
+    p.set_defaults(func=_events)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _open(args: argparse.Namespace):
+    from pathlib import Path
+
+    from dispatch_kit.ledger import Ledger, default_db_for, find_db
+
+    if args.db:
+        path = Path(args.db)
+    elif args.plan:
+        from dispatch_kit.plan import load_plan
+
+        path = default_db_for(load_plan(args.plan, max_tasks=10**6))
+    else:
+        path = find_db()
+    ledger = Ledger.open(path)
+    return ledger, ledger.mission(args.mission).id
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dispatch_kit.ledger import Ledger, default_db_for
+    from dispatch_kit.plan import load_plan
+
+    plan = load_plan(args.plan, max_tasks=args.max_tasks)
+    path = Path(args.db) if args.db else default_db_for(plan)
+    with Ledger.open(path, create=True) as ledger:
+        result = ledger.init_mission(plan, mission_id=args.mission, max_tasks=args.max_tasks,
+                                     force=args.force)
+        if args.reset:
+            ledger.reset_mission(result.mission)
+        if result.action == "created":
+            print(f"ledger: mission {result.mission!r} initialised with {result.tasks} tasks "
+                  f"in {path}")
+        elif result.action == "unchanged":
+            status = ledger.status(result.mission)
+            counts = ", ".join(f"{v} {k}" for k, v in status["counts"].items() if v)
+            print(f"ledger: mission {result.mission!r} already loaded from this plan "
+                  f"({counts}){'; reset' if args.reset else ''}")
+        else:
+            kept = f"; kept verified: {', '.join(result.kept)}" if result.kept else ""
+            dropped = (f"; dropped claims: {', '.join(result.dropped_claims)}"
+                       if result.dropped_claims else "")
+            print(f"ledger: mission {result.mission!r} replaced by the new plan "
+                  f"({result.tasks} tasks){kept}{dropped}")
+    return 0
+
+
+def _next(args: argparse.Namespace) -> int:
+    import json
+
+    if args.wip is not None and args.wip < 1:
+        from dispatch_kit.errors import InputError
+
+        raise InputError(f"bad value {args.wip}: must be 1 or more", path="--wip")
+    ledger, mission = _open(args)
+    with ledger:
+        ready = ledger.next_ready(mission, wip=args.wip)
+        if args.format == "json":
+            print(json.dumps([
+                {"id": t.id, "title": t.title, "cwd": t.cwd, "attempt": t.attempt,
+                 "max_attempts": t.max_attempts, "retry": t.attempt > 1}
+                for t in ready
+            ], indent=2))
+        else:
+            for task in ready:
+                if args.format == "ids":
+                    print(task.id)
+                else:
+                    retry = "  (retry: render the retry prompt)" if task.attempt > 1 else ""
+                    print(f"{task.id}\tattempt {task.attempt}/{task.max_attempts}\t"
+                          f"{task.title}{retry}")
+        if not ready:
+            status = ledger.status(mission)
+            inflight = sum(1 for t in status["tasks"] if t["state"] in ("claimed", "dispatched"))
+            if status["state"] != "in_progress":
+                why = f"mission finished ({status['state']})"
+            elif args.wip is not None and inflight >= args.wip:
+                why = f"WIP limit reached: {inflight} in flight"
+            elif inflight:
+                why = f"waiting: {inflight} in flight"
+            else:
+                why = "waiting on dependencies"
+            print(f"ledger: nothing ready ({why})", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _claim(args: argparse.Namespace) -> int:
+    from dispatch_kit.durations import parse_duration
+    from dispatch_kit.procs import pid_start
+
+    lease = parse_duration(args.lease, option="--lease")
+    ledger, mission = _open(args)
+    code = 0
+    with ledger:
+        for task_id in dict.fromkeys(args.ids):
+            result = ledger.claim(mission, task_id, args.by, lease, holder_pid=args.pid,
+                                  holder_start=pid_start(args.pid) if args.pid else None)
+            if result.ok:
+                print(result.message())
+            else:
+                print(f"ledger: {result.message()}", file=sys.stderr)
+                code = 1
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from dispatch_kit.durations import parse_duration
+    from dispatch_kit.ledger import iso
+    from dispatch_kit.procs import pid_start
+
+    lease = parse_duration(args.lease, option="--lease") if args.lease else None
+    ledger, mission = _open(args)
+    with ledger:
+        claim = ledger.mark_dispatched(
+            mission, args.id, args.by, pid=args.pid,
+            pid_start=pid_start(args.pid) if args.pid else None, lease=lease, log_path=args.log,
+        )
+        assert claim is not None
+        who = f" pid {claim.pid}" if claim.pid else ""
+        print(f"dispatched {args.id} (attempt {claim.attempt}){who}, lease until "
+              f"{iso(claim.lease_expires)}")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    import json
+
+    from dispatch_kit.render import load_check, select_task_check
+
+    document = load_check(args.check)
+    entry = select_task_check(document, args.id, args.check)
+    ledger, mission = _open(args)
+    with ledger:
+        result = ledger.record(mission, args.id, entry, note=args.note, actor="record")
+    if args.format == "json":
+        print(json.dumps({"id": result.task_id, "outcome": result.outcome,
+                          "attempt": result.attempt, "max_attempts": result.max_attempts,
+                          "error": result.error, "skipped": list(result.skipped)}, indent=2))
+    else:
+        print(result.message())
+    applied = result.outcome in ("verified", "retry", "failed")
+    repeated = result.outcome == "already-verified" and bool(entry.get("passed"))
+    return 0 if applied or repeated else 1
+
+
+def _release(args: argparse.Namespace) -> int:
+    ledger, mission = _open(args)
+    with ledger:
+        done = ledger.release(mission, args.id, reason=args.reason, holder=args.by,
+                              actor=args.by or "release")
+        if not done:
+            print(f"ledger: {args.id} is not claimed; nothing released", file=sys.stderr)
+            return 1
+        print(f"released {args.id}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import json
+
+    from dispatch_kit.durations import parse_duration
+    from dispatch_kit.runner import Collector
+
+    stale = parse_duration(args.stale, option="--stale", allow_zero=True) if args.stale else None
+    ledger, mission = _open(args)
+    with ledger:
+        collector = Collector(ledger.mission(mission))
+        actions = ledger.sweep(mission, stale=stale, collect=collector.collect)
+    if args.format == "json":
+        print(json.dumps([
+            {"id": a.task_id, "action": a.action, "reason": a.reason,
+             "outcome": a.result.outcome if a.result else None}
+            for a in actions
+        ], indent=2))
+    else:
+        for action in actions:
+            tail = f" -> {action.result.message()}" if action.result else ""
+            print(f"{action.action} {action.task_id}: {action.reason}{tail}")
+        if not actions:
+            print("ledger: no stale claims")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from dispatch_kit.ledger_report import status_markdown, status_text
+
+    ledger, mission = _open(args)
+    with ledger:
+        status = ledger.status(mission)
+    if args.format == "json":
+        print(json.dumps(status, indent=2))
+    elif args.format == "markdown":
+        sys.stdout.write(status_markdown(status))
+    else:
+        sys.stdout.write(status_text(status))
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    import json
+
+    from dispatch_kit.ledger import iso
+
+    ledger, mission = _open(args)
+    with ledger:
+        if args.task is not None:
+            ledger.task(mission, args.task)
+        events = ledger.events(mission, task_id=args.task)
+    if args.format == "json":
+        print(json.dumps(events, indent=2))
+        return 0
+    for event in events:
+        detail = " ".join(f"{k}={v}" for k, v in event["detail"].items())
+        attempt = f" #{event['attempt']}" if event["attempt"] is not None else ""
+        print(f"{iso(event['at'])} {event['kind']:<10} {event['task_id'] or '-'}{attempt} "
+              f"{event['actor'] or ''} {detail}".rstrip())
+    return 0

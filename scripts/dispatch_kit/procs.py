@@ -1,0 +1,146 @@
+"""Process facts the ledger and runner rely on: is this pid still our worker, kill its group.
+
+A pid alone is a weak identity: after a worker dies the kernel may hand its
+number to an unrelated process, and a sweep that trusted the bare number would
+either keep a dead claim forever or kill a stranger. Pairing the pid with the
+process start time (``/proc/PID/stat`` field 22 on Linux) closes that hole.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import time
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def pid_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None where unknown."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # Field 2 (comm) may contain spaces and parentheses; fields after the last ')' are fixed.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def pid_alive(pid: int | None, start: str | None = None) -> bool:
+    """True while ``pid`` runs and, when ``start`` is known, is still the same process."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        # No procfs (macOS, BSD): signal 0 succeeded, that is all we can know.
+        # With procfs, the process vanished between the two looks.
+        return not Path("/proc/self").exists()
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    if fields and fields[0] in (b"Z", b"X"):
+        return False  # exited, waiting to be reaped
+    if start is not None and len(fields) > 19 and fields[19].decode() != start:
+        return False  # the number was reused by another process
+    return True
+
+
+def kill_group(pid: int, *, grace: float = 1.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL it if anything is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        if sig == signal.SIGKILL:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            if not pid_alive(pid) and not _group_has_live_members(pid):
+                return
+            time.sleep(0.02)
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether any non-zombie process is still in group ``pgid`` (Linux; True where unknown)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+class BoundedLog:
+    """A log file that keeps the first ``head`` bytes and the last ``tail`` bytes of a stream.
+
+    A worker that prints gigabytes must not fill the disk or the runner's
+    memory; the start (what it set out to do) and the end (how it died) are the
+    parts worth reading, so the middle is dropped and a marker says how much.
+    """
+
+    def __init__(self, path: Path, limit: int = 1 << 20, *, append: bool = False) -> None:
+        self.path = path
+        self.head = max(0, limit // 4)
+        self.tail = max(0, limit - self.head)
+        self.written = 0
+        self.dropped = 0
+        self._tail: collections.deque[bytes] = collections.deque()
+        self._tail_size = 0
+        self._file = open(path, "ab" if append else "wb")  # noqa: SIM115 - closed in close()
+        if append:
+            # Continuing a log another runner started: what it wrote counts as head.
+            self.written = min(self.head, self._file.tell())
+
+    def write(self, data: bytes) -> None:
+        if self.written < self.head:
+            room = self.head - self.written
+            self._file.write(data[:room])
+            self.written += min(room, len(data))
+            data = data[room:]
+        if not data:
+            return
+        self._tail.append(data)
+        self._tail_size += len(data)
+        while self._tail and self._tail_size - len(self._tail[0]) >= self.tail:
+            self.dropped += len(self._tail[0])
+            self._tail_size -= len(self._tail.popleft())
+        if self._tail_size > self.tail and self._tail:
+            cut = self._tail_size - self.tail
+            self._tail[0] = self._tail[0][cut:]
+            self._tail_size -= cut
+            self.dropped += cut
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        if self.dropped:
+            self._file.write(f"\n[dispatch-kit: {self.dropped} bytes of output omitted]\n".encode())
+        for chunk in self._tail:
+            self._file.write(chunk)
+        self._tail.clear()
+        self._file.close()

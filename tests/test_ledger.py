@@ -1,0 +1,320 @@
+"""The ledger as the skills drive it: real CLI processes against a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import cli_env
+
+from dispatch_kit.ledger import Ledger
+from dispatch_kit.plan_model import Criterion, Plan, Task
+
+PLAN = """\
+goal: Exercise the ledger
+workspace: ws
+defaults: {{timeout: 30, max_retries: {retries}}}
+tasks:
+  - id: a
+    title: First step
+    type: coding
+    cwd: a
+    exit_criteria:
+      - file_exists: done.txt
+  - id: b
+    title: Builds on a
+    type: coding
+    cwd: b
+    depends_on: [a]
+    exit_criteria:
+      - file_exists: done.txt
+  - id: c
+    title: Builds on b
+    type: review
+    cwd: c
+    depends_on: [b]
+    exit_criteria:
+      - file_exists: done.txt
+  - id: d
+    title: Independent
+    type: research
+    cwd: d
+    exit_criteria:
+      - {criterion}
+"""
+
+
+def write_plan(tmp_path: Path, retries: int = 1, criterion: str = "file_exists: done.txt") -> Path:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN.format(retries=retries, criterion=criterion))
+    return plan
+
+
+@pytest.fixture
+def mission(tmp_path, cli):
+    """A loaded 4-task mission; returns (plan path, ledger args)."""
+    plan = write_plan(tmp_path)
+    db = tmp_path / "ledger.db"
+    result = cli("ledger", "init", str(plan), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    return plan, ["--db", str(db)]
+
+
+def check_json(cli, plan: Path, task: str, out: Path) -> Path:
+    """What a skill does: run the real checker for one task and save its JSON verdict."""
+    result = cli("check", str(plan), "--task", task, "--format", "json")
+    assert result.returncode in (0, 1), result.stderr
+    out.write_text(result.stdout)
+    return out
+
+
+def status(cli, db_args) -> dict:
+    result = cli("ledger", "status", *db_args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return {t["id"]: t for t in json.loads(result.stdout)["tasks"]} | {
+        "_": json.loads(result.stdout)
+    }
+
+
+def test_default_ledger_lives_under_the_workspace_and_is_found_from_inside_it(tmp_path, cli):
+    plan = write_plan(tmp_path)
+    first = cli("ledger", "init", str(plan))
+    assert first.returncode == 0, first.stderr
+    db = tmp_path / "ws" / ".dispatch" / "ledger.db"
+    assert db.is_file()
+    assert (db.parent / ".gitignore").read_text().strip().endswith("*")
+    (tmp_path / "ws" / "a").mkdir(parents=True)
+    found = cli("ledger", "next", "--format", "ids", cwd=tmp_path / "ws" / "a")
+    assert found.stdout.split() == ["a", "d"]
+    elsewhere = cli("ledger", "next", cwd=tmp_path)
+    assert elsewhere.returncode == 2
+    assert "no ledger found" in elsewhere.stderr and len(elsewhere.stderr.splitlines()) == 1
+    by_plan = cli("ledger", "next", "--plan", str(plan), "--format", "ids", cwd=tmp_path)
+    assert by_plan.stdout.split() == ["a", "d"]
+
+
+def test_environment_variable_points_every_command_at_one_ledger(tmp_path, cli):
+    plan = write_plan(tmp_path)
+    shared = tmp_path / "state" / "mission.db"
+    env = cli_env(DISPATCH_KIT_LEDGER=str(shared))
+    assert cli("ledger", "init", str(plan), env=env).returncode == 0
+    assert shared.is_file() and not (tmp_path / "ws" / ".dispatch").exists()
+    claimed = cli("ledger", "claim", "d", "--by", "me", env=env, cwd=tmp_path)
+    assert claimed.returncode == 0, claimed.stderr
+
+
+def test_init_is_idempotent_and_a_changed_plan_needs_force(tmp_path, cli, mission):
+    plan, db = mission
+    again = cli("ledger", "init", str(plan), *db)
+    assert again.returncode == 0 and "already loaded" in again.stdout
+
+    # Verify a, so we can see --force keep it.
+    (tmp_path / "ws" / "a").mkdir(parents=True)
+    (tmp_path / "ws" / "a" / "done.txt").write_text("ok")
+    assert cli("ledger", "claim", "a", *db, "--by", "me").returncode == 0
+    verdict = check_json(cli, plan, "a", tmp_path / "a.json")
+    assert cli("ledger", "record", "a", *db, "--check", str(verdict)).returncode == 0
+
+    write_plan(tmp_path, criterion="min_bytes: {path: notes.md, bytes: 10}")
+    changed = cli("ledger", "init", str(plan), *db)
+    assert changed.returncode == 2
+    assert len(changed.stderr.splitlines()) == 1
+    assert "different plan" in changed.stderr and "--force" in changed.stderr
+
+    forced = cli("ledger", "init", str(plan), *db, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "kept verified: a" in forced.stdout
+    states = status(cli, db)
+    assert states["a"]["state"] == "verified"
+    assert states["d"]["state"] == "ready"
+
+
+def test_next_follows_dependencies_and_the_wip_limit(cli, mission):
+    _, db = mission
+    assert cli("ledger", "next", *db, "--format", "ids").stdout.split() == ["a", "d"]
+    assert cli("ledger", "claim", "a", *db, "--by", "w1").returncode == 0
+    one = cli("ledger", "next", *db, "--wip", "1", "--format", "ids")
+    assert one.returncode == 1 and one.stdout == ""
+    assert "WIP limit" in one.stderr
+    two = cli("ledger", "next", *db, "--wip", "2", "--format", "json")
+    assert [t["id"] for t in json.loads(two.stdout)] == ["d"]
+    blocked = cli("ledger", "claim", "b", *db, "--by", "w1")
+    assert blocked.returncode == 1 and "waiting for a (claimed)" in blocked.stderr
+
+
+def test_claim_is_exclusive_and_names_the_holder_and_lease(cli, mission):
+    _, db = mission
+    first = cli("ledger", "claim", "a", *db, "--by", "executor-1", "--lease", "10m")
+    assert first.returncode == 0 and "claimed a (attempt 1/2)" in first.stdout
+    second = cli("ledger", "claim", "a", *db, "--by", "executor-2", "--lease", "10m")
+    assert second.returncode == 1
+    assert "held by executor-1 until 20" in second.stderr
+
+
+def test_record_retries_with_the_error_then_fails_and_skips_dependents(tmp_path, cli, mission):
+    plan, db = mission
+    (tmp_path / "ws" / "a").mkdir(parents=True)
+    verdict = check_json(cli, plan, "a", tmp_path / "a.json")  # done.txt missing: it fails
+    assert cli("ledger", "claim", "a", *db, "--by", "me").returncode == 0
+    assert cli("ledger", "dispatch", "a", *db, "--by", "me").returncode == 0
+    first = cli("ledger", "record", "a", *db, "--check", str(verdict), "--format", "json")
+    assert first.returncode == 0
+    assert json.loads(first.stdout)["outcome"] == "retry"
+    states = status(cli, db)
+    assert states["a"]["state"] == "ready" and states["a"]["attempt"] == 2
+    assert "no such file: done.txt" in states["a"]["error"]
+
+    assert cli("ledger", "claim", "a", *db, "--by", "me").returncode == 0
+    last = cli("ledger", "record", "a", *db, "--check", str(verdict))
+    assert last.returncode == 0
+    assert "failed a after 2 attempts" in last.stdout and "skipped b, c" in last.stdout
+    states = status(cli, db)
+    assert [states[t]["status"] for t in "abcd"] == ["failed", "skipped", "skipped", "pending"]
+    assert states["c"]["skipped_because"] == "a"  # the failure that cut it off
+    again = cli("ledger", "record", "a", *db, "--check", str(verdict))
+    assert again.returncode == 1 and "already failed" in again.stdout
+
+
+def test_record_passes_verify_and_unblock_dependents(tmp_path, cli, mission):
+    plan, db = mission
+    (tmp_path / "ws" / "a").mkdir(parents=True)
+    (tmp_path / "ws" / "a" / "done.txt").write_text("ok")
+    cli("ledger", "claim", "a", *db, "--by", "me")
+    verdict = check_json(cli, plan, "a", tmp_path / "a.json")
+    result = cli("ledger", "record", "a", *db, "--check", str(verdict))
+    assert result.returncode == 0 and "verified a" in result.stdout
+    assert cli("ledger", "next", *db, "--format", "ids").stdout.split() == ["b", "d"]
+    report = cli("ledger", "status", *db)
+    assert "1 verified" in report.stdout and "3 pending" in report.stdout
+
+
+def test_sweep_frees_expired_leases_and_collects_dead_workers(tmp_path, cli, mission):
+    plan, db = mission
+    # An expired lease on a task never dispatched: back to ready, no attempt used.
+    assert cli("ledger", "claim", "d", *db, "--by", "ghost", "--lease", "0.3s").returncode == 0
+    # A dispatched task whose worker exited after doing its job: collected as verified.
+    assert cli("ledger", "claim", "a", *db, "--by", "executor").returncode == 0
+    worker = subprocess.Popen(["sh", "-c", "mkdir -p ws/a && echo ok > ws/a/done.txt"],
+                              cwd=tmp_path)
+    worker.wait()
+    assert cli("ledger", "dispatch", "a", *db, "--by", "executor", "--pid",
+               str(worker.pid)).returncode == 0
+    time.sleep(0.4)
+    swept = cli("ledger", "sweep", *db, "--format", "json")
+    assert swept.returncode == 0, swept.stderr
+    actions = {a["id"]: a for a in json.loads(swept.stdout)}
+    assert actions["d"]["action"] == "released" and "lease of ghost expired" in actions["d"][
+        "reason"]
+    assert actions["a"]["action"] == "collected" and actions["a"]["outcome"] == "verified"
+    assert f"worker pid {worker.pid}" in actions["a"]["reason"]
+    states = status(cli, db)
+    assert states["d"]["state"] == "ready" and states["d"]["attempt"] == 1
+    assert states["a"]["state"] == "verified"
+    events = cli("ledger", "events", *db, "--task", "d", "--format", "json")
+    kinds = [(e["kind"], e["detail"].get("reason", "")) for e in json.loads(events.stdout)]
+    assert kinds[-1][0] == "released" and "expired" in kinds[-1][1]
+    assert cli("ledger", "sweep", *db).stdout.strip() == "ledger: no stale claims"
+
+
+def test_sweep_with_stale_threshold_counts_a_lost_attempt(tmp_path, cli, mission):
+    _, db = mission
+    cli("ledger", "claim", "a", *db, "--by", "executor", "--lease", "1h")
+    cli("ledger", "dispatch", "a", *db, "--by", "executor")
+    kept = cli("ledger", "sweep", *db, "--stale", "1h")
+    assert "no stale claims" in kept.stdout
+    time.sleep(0.2)
+    swept = cli("ledger", "sweep", *db, "--stale", "0.1s")
+    assert "collected a: held by executor" in swept.stdout and "retry a" in swept.stdout
+    assert status(cli, db)["a"]["attempt"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["claim", "nope", "--by", "x"], "unknown task 'nope'"),
+        (["claim", "a", "--by", "x", "--lease", "10x"], "--lease: bad value '10x'"),
+        (["sweep", "--stale", "soon"], "--stale: bad value 'soon'"),
+        (["dispatch", "a", "--by", "x"], "not claimed"),
+        (["status", "--mission", "other"], "no mission 'other'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, mission, args, needle):
+    _, db = mission
+    result = cli("ledger", *args, *db)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_corrupt_and_foreign_databases_are_rejected(tmp_path, cli, mission):
+    plan, _ = mission
+    missing = cli("ledger", "status", "--db", str(tmp_path / "none.db"))
+    assert missing.returncode == 2 and "no ledger here" in missing.stderr
+    assert not (tmp_path / "none.db").exists()
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not sqlite" * 100)
+    for args in (["status", "--db", str(corrupt)], ["init", str(plan), "--db", str(corrupt)]):
+        result = cli("ledger", *args)
+        assert result.returncode == 2 and "not a usable dispatch-kit ledger" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    foreign = tmp_path / "foreign.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE x (y)").connection.commit()
+    result = cli("ledger", "next", "--db", str(foreign))
+    assert result.returncode == 2 and "not a dispatch-kit ledger" in result.stderr
+    bad_check = tmp_path / "bad.json"
+    bad_check.write_text("{not json")
+    result = cli("ledger", "record", "a", "--db", str(tmp_path / "ledger.db"), "--check",
+                 str(bad_check))
+    assert result.returncode == 2 and "invalid JSON" in result.stderr
+
+
+def test_event_history_is_append_only(cli, mission):
+    _, db = mission
+    cli("ledger", "claim", "a", *db, "--by", "me")
+    conn = sqlite3.connect(db[1])
+    for statement in ("DELETE FROM events", "UPDATE events SET kind = 'x'"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(statement)
+    assert [r[0] for r in conn.execute("SELECT kind FROM events ORDER BY seq")] == [
+        "init", "claimed"]
+
+
+def test_eight_racing_claimers_take_each_of_1000_items_exactly_once(tmp_path):
+    criteria = (Criterion(kind="file_exists", path="done.txt"),)
+    tasks = tuple(
+        Task(id=f"item-{i:04d}", title=f"Item {i}", type="coding", cwd=f"items/{i}",
+             exit_criteria=criteria)
+        for i in range(1000)
+    )
+    plan = Plan(goal="Race", workspace=tmp_path, tasks=tasks, path=str(tmp_path / "race.yaml"))
+    db = tmp_path / "race.db"
+    with Ledger.open(db, create=True) as ledger:
+        ledger.init_mission(plan, max_tasks=1000)
+    ids = [t.id for t in tasks]
+    procs = []
+    for n in range(8):
+        order = ids[:]
+        random.Random(n).shuffle(order)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "dispatch_kit", "ledger", "claim", "--db", str(db), "--by",
+             f"claimer-{n}", "--lease", "1h", *order],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+        ))
+    outputs = [(p.communicate(timeout=120), p.returncode) for p in procs]
+    won: list[str] = []
+    for (out, err), code in outputs:
+        assert b"Traceback" not in err and b"locked" not in err, err[-500:]
+        assert code in (0, 1)
+        won += [line.split()[1] for line in out.decode().splitlines()]
+    assert sorted(won) == ids  # every item once, none twice
+    conn = sqlite3.connect(db)
+    holders = dict(conn.execute("SELECT task_id, holder FROM claims").fetchall())
+    assert len(holders) == 1000
+    assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 1000
+    assert len(set(holders.values())) > 1  # they really raced
