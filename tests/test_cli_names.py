@@ -34,6 +34,7 @@ PROSE = {
     "are",
     "as",
     "at",
+    "blocked",
     "be",
     "by",
     "can",

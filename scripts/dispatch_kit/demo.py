@@ -185,7 +185,11 @@ def run_mission(ctx: DemoContext) -> None:
     import shutil as _shutil
 
     python = "python3" if _shutil.which("python3") else sys.executable
-    worker = f"{shlex.quote(python)} {shlex.quote(ctx.shown(ctx.pack / EXAMPLE / 'worker.py'))}"
+    script = ctx.shown(ctx.pack / EXAMPLE / "worker.py")
+    # The worker runs in each task's folder: name the script from where `run` started.
+    if not Path(script).is_absolute():
+        script = f'"$DISPATCH_KIT_ORIGIN"/{shlex.quote(script)}'
+    worker = f"{shlex.quote(python)} {script}"
     ctx.say("The scripted worker (no model) writes each task's files for real. In its demo mode")
     ctx.say("`tests` writes a failing test first and fixes it from the retry prompt, and `guide`")
     ctx.say("stays too short every time, so it fails for good and `review` is skipped.")

@@ -297,6 +297,9 @@ def mission_env(plan: Plan, mission: str) -> dict[str, str]:
         DISPATCH_KIT_PLAN=str(Path(plan.path).resolve()),
         DISPATCH_KIT_WORKSPACE=str(Path(plan.workspace).resolve()),
         DISPATCH_KIT_MISSION=mission,
+        # The worker runs in its task's folder; this is where `run` was started,
+        # so a command can name its script relative to that: "$DISPATCH_KIT_ORIGIN/w.py".
+        DISPATCH_KIT_ORIGIN=os.getcwd(),
     )
     return env
 
