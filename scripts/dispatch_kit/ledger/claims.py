@@ -1,0 +1,245 @@
+"""Claims and leases: who may work on a task, and for how long.
+
+A claim is the ledger's promise that one task runs once; the lease bounds how long a
+holder that vanished can keep it, and a release gives back an attempt that never ran.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from dispatch_kit.errors import InputError
+from dispatch_kit.ledger.queries import LedgerQueries
+from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, Worker, iso
+from dispatch_kit.ledger.schema import IN_FLIGHT
+from dispatch_kit.procs import hostname
+
+
+class Claims(LedgerQueries):
+    """The ``claim``, ``dispatch``, ``renew``, ``adopt`` and ``release`` transactions."""
+
+    def _held_by(self, task_id: str, actual: str, holder: str) -> InputError:
+        """Only the holder may act on its claim; the error names both so a skill can tell."""
+        return InputError(f"task {task_id!r} is held by {actual}, not {holder}",
+                          path=str(self.path))
+
+    @staticmethod
+    def _attempt_number(db: sqlite3.Connection, attempt_id: int) -> int:
+        """The 1-based attempt number events carry (claims keep only the attempt's row id)."""
+        return db.execute("SELECT number FROM attempts WHERE id = ?", (attempt_id,)).fetchone()[0]
+
+    def claim(
+        self,
+        mission_id: str,
+        task_id: str,
+        holder: str,
+        lease: float,
+        *,
+        holder_pid: int | None = None,
+        holder_start: str | None = None,
+        worker: Worker | None = None,
+        expect_attempt: int | None = None,
+        now: float | None = None,
+    ) -> ClaimResult:
+        """ready → claimed, atomically; otherwise say who holds it or what it waits for.
+
+        With ``worker`` (a process already started but held back until this
+        commits) the task goes straight to dispatched in the same transaction;
+        ``expect_attempt`` makes the claim fail if the attempt moved on meanwhile.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            row = self._task_state(db, mission_id, task_id)
+            max_attempts = 1 + row["max_retries"]
+            if row["state"] in IN_FLIGHT:
+                held = db.execute(
+                    "SELECT holder, lease_expires FROM claims WHERE mission_id = ? AND task_id = ?",
+                    (mission_id, task_id),
+                ).fetchone()
+                return ClaimResult(
+                    False, task_id, "held",
+                    holder=held["holder"] if held else "?",
+                    lease_expires=held["lease_expires"] if held else None,
+                    attempt=row["attempt"], max_attempts=max_attempts,
+                )
+            if row["state"] != "ready":
+                return ClaimResult(False, task_id, row["state"], attempt=row["attempt"],
+                                   max_attempts=max_attempts)
+            if expect_attempt is not None and row["attempt"] != expect_attempt:
+                return ClaimResult(False, task_id, f"at attempt {row['attempt']}",
+                                   attempt=row["attempt"], max_attempts=max_attempts)
+            blockers = db.execute(
+                "SELECT u.id, u.state FROM deps d JOIN tasks u ON u.mission_id = d.mission_id "
+                "AND u.id = d.dep_id WHERE d.mission_id = ? AND d.task_id = ? "
+                "AND u.state != 'verified' ORDER BY u.seq",
+                (mission_id, task_id),
+            ).fetchall()
+            if blockers:
+                return ClaimResult(
+                    False, task_id, "blocked", attempt=row["attempt"], max_attempts=max_attempts,
+                    blockers=tuple((b["id"], b["state"]) for b in blockers),
+                )
+            host = hostname()
+            w = worker or Worker()
+            cur = db.execute(
+                "INSERT INTO attempts (mission_id, task_id, number, holder, host, claimed_at, "
+                "dispatched_at, pid, log_path, prompt_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (mission_id, task_id, row["attempt"], holder, host, now,
+                 now if worker else None, w.pid, w.log_path, w.prompt_path),
+            )
+            attempt_id = int(cur.lastrowid or 0)
+            expires = now + lease
+            db.execute(
+                "INSERT INTO claims (mission_id, task_id, attempt_id, holder, holder_pid, "
+                "holder_start, host, claimed_at, lease_expires, pid, pid_start) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (mission_id, task_id, attempt_id, holder, holder_pid, holder_start, host, now,
+                 expires, w.pid, w.pid_start),
+            )
+            db.execute(
+                "UPDATE tasks SET state = ?, started_at = COALESCE(started_at, ?), "
+                "updated_at = ? WHERE mission_id = ? AND id = ?",
+                ("dispatched" if worker else "claimed", now, now, mission_id, task_id),
+            )
+            db.execute(
+                "UPDATE missions SET started_at = ?, updated_at = ? "
+                "WHERE id = ? AND started_at IS NULL",
+                (now, now, mission_id),
+            )
+            self._event(db, mission_id, task_id, "claimed", attempt=row["attempt"], actor=holder,
+                        at=now, lease_expires=iso(expires), holder_pid=holder_pid, host=host)
+            if worker:
+                self._event(db, mission_id, task_id, "dispatched", attempt=row["attempt"],
+                            actor=holder, at=now, pid=w.pid, log=w.log_path,
+                            lease_expires=iso(expires))
+        return ClaimResult(True, task_id, holder=holder, lease_expires=expires,
+                           attempt=row["attempt"], attempt_id=attempt_id,
+                           max_attempts=max_attempts)
+
+    def mark_dispatched(
+        self,
+        mission_id: str,
+        task_id: str,
+        holder: str,
+        *,
+        pid: int | None = None,
+        pid_start: str | None = None,
+        lease: float | None = None,
+        log_path: str | None = None,
+        prompt_path: str | None = None,
+        now: float | None = None,
+        fetch: bool = True,
+    ) -> ClaimRow | None:
+        """claimed → dispatched: the worker started (pid when known, so sweeps can watch it).
+
+        Returns the updated claim (None with ``fetch=False``, which saves a query
+        on the runner's hot path)."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            claim = db.execute(
+                "SELECT c.attempt_id, c.holder, c.lease_expires, t.state, t.attempt FROM claims c "
+                "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
+                "WHERE c.mission_id = ? AND c.task_id = ?",
+                (mission_id, task_id),
+            ).fetchone()
+            if claim is None:
+                state = self.task(mission_id, task_id).state
+                raise InputError(
+                    f"task {task_id!r} is {state}, not claimed; claim it before dispatching",
+                    path=str(self.path),
+                )
+            if claim["holder"] != holder:
+                raise self._held_by(task_id, claim['holder'], holder)
+            expires = now + lease if lease is not None else claim["lease_expires"]
+            db.execute(
+                "UPDATE claims SET pid = COALESCE(?, pid), pid_start = COALESCE(?, pid_start), "
+                "lease_expires = ? WHERE mission_id = ? AND task_id = ?",
+                (pid, pid_start, expires, mission_id, task_id),
+            )
+            db.execute(
+                "UPDATE attempts SET dispatched_at = COALESCE(dispatched_at, ?), "
+                "pid = COALESCE(?, pid), log_path = COALESCE(?, log_path), "
+                "prompt_path = COALESCE(?, prompt_path) WHERE id = ?",
+                (now, pid, log_path, prompt_path, claim["attempt_id"]),
+            )
+            db.execute(
+                "UPDATE tasks SET state = 'dispatched', updated_at = ? "
+                "WHERE mission_id = ? AND id = ?",
+                (now, mission_id, task_id),
+            )
+            if claim["state"] != "dispatched":
+                self._event(db, mission_id, task_id, "dispatched", attempt=claim["attempt"],
+                            actor=holder, at=now, pid=pid, log=log_path,
+                            lease_expires=iso(expires))
+        return self.claim_of(mission_id, task_id) if fetch else None
+
+    def renew(self, mission_id: str, holder: str, expiries: dict[str, float]) -> None:
+        """Push the leases of claims ``holder`` still works on (one transaction, no event)."""
+        if not expiries:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE claims SET lease_expires = MAX(lease_expires, ?) "
+                "WHERE mission_id = ? AND task_id = ? AND holder = ?",
+                [(expires, mission_id, task_id, holder) for task_id, expires in expiries.items()],
+            )
+
+    def adopt(self, mission_id: str, task_id: str, attempt_id: int, holder: str, *,
+              holder_pid: int | None, holder_start: str | None, reason: str) -> bool:
+        """Take over a live worker whose holder died (a killed runner): keep its attempt."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE claims SET holder = ?, holder_pid = ?, holder_start = ?, host = ? "
+                "WHERE mission_id = ? AND task_id = ? AND attempt_id = ?",
+                (holder, holder_pid, holder_start, hostname(), mission_id, task_id, attempt_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            db.execute("UPDATE attempts SET holder = ? WHERE id = ?", (holder, attempt_id))
+            number = self._attempt_number(db, attempt_id)
+            self._event(db, mission_id, task_id, "adopted", attempt=number, actor=holder,
+                        reason=reason)
+        return True
+
+    def release(
+        self,
+        mission_id: str,
+        task_id: str,
+        *,
+        reason: str,
+        holder: str | None = None,
+        expect_attempt: int | None = None,
+        outcome: str = "released",
+        actor: str | None = None,
+        now: float | None = None,
+    ) -> bool:
+        """Give a claim back without using up an attempt (its worker never ran, or was stopped
+        by the user rather than failing)."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            claim = db.execute(
+                "SELECT attempt_id, holder FROM claims WHERE mission_id = ? AND task_id = ?",
+                (mission_id, task_id),
+            ).fetchone()
+            if claim is None:
+                self.task(mission_id, task_id)  # unknown task → InputError
+                return False
+            if expect_attempt is not None and claim["attempt_id"] != expect_attempt:
+                return False
+            if holder is not None and claim["holder"] != holder:
+                raise self._held_by(task_id, claim['holder'], holder)
+            number = self._attempt_number(db, claim["attempt_id"])
+            db.execute(
+                "UPDATE attempts SET outcome = ?, ended_at = ?, error = ? WHERE id = ?",
+                (outcome, now, reason, claim["attempt_id"]),
+            )
+            db.execute("DELETE FROM claims WHERE mission_id = ? AND task_id = ?",
+                       (mission_id, task_id))
+            db.execute(
+                "UPDATE tasks SET state = 'ready', updated_at = ? WHERE mission_id = ? AND id = ?",
+                (now, mission_id, task_id),
+            )
+            self._event(db, mission_id, task_id, outcome, attempt=number,
+                        actor=actor or claim["holder"], at=now, reason=reason)
+        return True

@@ -1,0 +1,145 @@
+"""Read-only questions about a mission: its tasks, what is ready, who holds what.
+
+Kept apart from the transactions that change state so that the reporting and sweeping
+code can share them; none of these takes the write lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+
+from dispatch_kit.errors import InputError
+from dispatch_kit.ledger.connection import LedgerConnection
+from dispatch_kit.ledger.rows import ClaimRow, Mission, TaskRow
+
+
+class LedgerQueries(LedgerConnection):
+    """Lookups shared by every kind of ledger change."""
+
+    def missions(self) -> list[Mission]:
+        rows = self.conn.execute(
+            "SELECT id, plan_path, plan_hash, max_tasks, goal, workspace, created_at, started_at, "
+            "finished_at FROM missions ORDER BY created_at"
+        ).fetchall()
+        return [Mission(**dict(row)) for row in rows]
+
+    def mission(self, mission_id: str | None = None) -> Mission:
+        """The named mission, or the only one; several without a name is an input error."""
+        missions = self.missions()
+        if mission_id is not None:
+            for mission in missions:
+                if mission.id == mission_id:
+                    return mission
+            known = ", ".join(m.id for m in missions) or "none"
+            raise InputError(
+                f"no mission {mission_id!r} in this ledger (missions: {known})",
+                path=str(self.path),
+            )
+        if len(missions) == 1:
+            return missions[0]
+        if not missions:
+            raise InputError(
+                "the ledger holds no mission; run `dispatch-kit ledger init PLAN`",
+                path=str(self.path),
+            )
+        names = ", ".join(m.id for m in missions)
+        raise InputError(
+            f"the ledger holds {len(missions)} missions ({names}); pass --mission",
+            path=str(self.path),
+        )
+
+    _TASK_COLS = (
+        "id, seq, title, type, cwd, timeout, max_retries, state, attempt, last_error, "
+        "last_check, skipped_because, started_at, finished_at"
+    )
+
+    def tasks(self, mission_id: str) -> list[TaskRow]:
+        rows = self.conn.execute(
+            f"SELECT {self._TASK_COLS} FROM tasks WHERE mission_id = ? ORDER BY seq",
+            (mission_id,),
+        ).fetchall()
+        return [TaskRow(**dict(row)) for row in rows]
+
+    def task(self, mission_id: str, task_id: str) -> TaskRow:
+        row = self.conn.execute(
+            f"SELECT {self._TASK_COLS} FROM tasks WHERE mission_id = ? AND id = ?",
+            (mission_id, task_id),
+        ).fetchone()
+        if row is None:
+            raise self._unknown(mission_id, task_id)
+        return TaskRow(**dict(row))
+
+    def _unknown(self, mission_id: str, task_id: str) -> InputError:
+        ids = [r[0] for r in self.conn.execute(
+            "SELECT id FROM tasks WHERE mission_id = ? ORDER BY seq LIMIT 12", (mission_id,)
+        )]
+        return InputError(
+            f"unknown task {task_id!r} in mission {mission_id!r} (tasks: {', '.join(ids)})",
+            path=str(self.path),
+        )
+
+    def _task_state(self, db: sqlite3.Connection, mission_id: str, task_id: str) -> sqlite3.Row:
+        """State, attempt and retry budget, read inside the caller's write transaction.
+
+        Claiming and recording both decide from exactly these three columns, so they read
+        them the same way (and fail the same way on an unknown task).
+        """
+        row = db.execute(
+            "SELECT state, attempt, max_retries FROM tasks WHERE mission_id = ? AND id = ?",
+            (mission_id, task_id),
+        ).fetchone()
+        if row is None:
+            raise self._unknown(mission_id, task_id)
+        return row
+
+    def in_flight(self, mission_id: str) -> int:
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM tasks WHERE mission_id = ? AND state IN ('claimed','dispatched')",
+            (mission_id,),
+        ).fetchone()[0]
+
+    def next_ready(
+        self, mission_id: str, *, wip: int | None = None, limit: int | None = None
+    ) -> list[TaskRow]:
+        """Ready tasks whose dependencies are all verified, in plan order.
+
+        With ``wip``, at most ``wip`` minus the tasks already claimed or
+        dispatched: the backpressure that keeps a batch from flooding.
+        """
+        db = self.conn  # one statement when wip is None, so no snapshot is needed
+        with self._read() if wip is not None else contextlib.nullcontext():
+            room = -1 if limit is None else max(0, limit)
+            if wip is not None:
+                inflight = self.in_flight(mission_id)
+                free = max(0, wip - inflight)
+                room = free if room < 0 else min(room, free)
+            if room == 0:
+                return []
+            rows = db.execute(
+                f"SELECT {self._TASK_COLS} FROM tasks t WHERE t.mission_id = ? "
+                "AND t.state = 'ready' AND NOT EXISTS (SELECT 1 FROM deps d JOIN tasks u "
+                "ON u.mission_id = d.mission_id AND u.id = d.dep_id "
+                "WHERE d.mission_id = t.mission_id AND d.task_id = t.id "
+                "AND u.state != 'verified') ORDER BY t.seq LIMIT ?",
+                (mission_id, room),
+            ).fetchall()
+        return [TaskRow(**dict(row)) for row in rows]
+
+    _CLAIM_SQL = (
+        "SELECT c.task_id, t.state, t.attempt, c.attempt_id, c.holder, c.holder_pid, "
+        "c.holder_start, c.host, c.claimed_at, c.lease_expires, c.pid, c.pid_start, "
+        "a.dispatched_at, a.log_path, t.timeout FROM claims c "
+        "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
+        "JOIN attempts a ON a.id = c.attempt_id WHERE c.mission_id = ?"
+    )
+
+    def claims(self, mission_id: str) -> list[ClaimRow]:
+        rows = self.conn.execute(self._CLAIM_SQL + " ORDER BY t.seq", (mission_id,)).fetchall()
+        return [ClaimRow(**dict(row)) for row in rows]
+
+    def claim_of(self, mission_id: str, task_id: str) -> ClaimRow | None:
+        row = self.conn.execute(
+            self._CLAIM_SQL + " AND c.task_id = ?", (mission_id, task_id)
+        ).fetchone()
+        return ClaimRow(**dict(row)) if row else None

@@ -1,0 +1,120 @@
+"""The ledger's tables, and the states a task moves through.
+
+Kept apart from the code that writes rows so the whole data model reads in one place;
+``events`` is append-only by trigger, so history cannot be rewritten by any caller.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+STATES = ("ready", "claimed", "dispatched", "verified", "failed", "skipped")
+IN_FLIGHT = ("claimed", "dispatched")
+TERMINAL = ("verified", "failed", "skipped")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS missions (
+    id          TEXT PRIMARY KEY,
+    plan_path   TEXT NOT NULL,
+    plan_hash   TEXT NOT NULL,
+    max_tasks   INTEGER NOT NULL,
+    goal        TEXT NOT NULL,
+    workspace   TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    started_at  REAL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    mission_id      TEXT NOT NULL,
+    id              TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    title           TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    cwd             TEXT NOT NULL,
+    task_hash       TEXT NOT NULL,
+    timeout         REAL NOT NULL,
+    max_retries     INTEGER NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'ready'
+                    CHECK (state IN ('ready','claimed','dispatched','verified','failed','skipped')),
+    attempt         INTEGER NOT NULL DEFAULT 1,
+    last_error      TEXT,
+    last_check      TEXT,
+    skipped_because TEXT,
+    started_at      REAL,
+    finished_at     REAL,
+    updated_at      REAL NOT NULL,
+    PRIMARY KEY (mission_id, id)
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (mission_id, state, seq);
+CREATE TABLE IF NOT EXISTS deps (
+    mission_id TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    dep_id     TEXT NOT NULL,
+    PRIMARY KEY (mission_id, task_id, dep_id)
+);
+CREATE INDEX IF NOT EXISTS deps_by_dep ON deps (mission_id, dep_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    mission_id    TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    number        INTEGER NOT NULL,
+    holder        TEXT NOT NULL,
+    host          TEXT,
+    claimed_at    REAL NOT NULL,
+    dispatched_at REAL,
+    ended_at      REAL,
+    outcome       TEXT CHECK (outcome IS NULL OR outcome IN
+                  ('verified','failed','lost','released','interrupted')),
+    pid           INTEGER,
+    exit_code     INTEGER,
+    timed_out     INTEGER NOT NULL DEFAULT 0,
+    error         TEXT,
+    log_path      TEXT,
+    prompt_path   TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (mission_id, task_id, number);
+CREATE TABLE IF NOT EXISTS claims (
+    mission_id    TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    attempt_id    INTEGER NOT NULL,
+    holder        TEXT NOT NULL,
+    holder_pid    INTEGER,
+    holder_start  TEXT,
+    host          TEXT NOT NULL,
+    claimed_at    REAL NOT NULL,
+    lease_expires REAL NOT NULL,
+    pid           INTEGER,
+    pid_start     TEXT,
+    PRIMARY KEY (mission_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         REAL NOT NULL,
+    mission_id TEXT NOT NULL,
+    task_id    TEXT,
+    kind       TEXT NOT NULL,
+    attempt    INTEGER,
+    actor      TEXT,
+    detail     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (mission_id, task_id, seq);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
+"""
+
+
+def split_sql(script: str) -> list[str]:
+    """Statements of the schema, keeping trigger bodies whole (they contain ';')."""
+    statements, buf = [], []
+    for line in script.strip().splitlines():
+        buf.append(line)
+        joined = "\n".join(buf).strip()
+        if joined.endswith(";") and sqlite3.complete_statement(joined):
+            statements.append(joined)
+            buf = []
+    return statements

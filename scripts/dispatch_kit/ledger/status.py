@@ -1,0 +1,104 @@
+"""The mission's status document and its event history, as plain data.
+
+One document feeds ``ledger status``, the runner's report and the Markdown template, so
+what counts as an attempt or a duration is decided here once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from dispatch_kit.ledger.queries import LedgerQueries
+from dispatch_kit.ledger.rows import iso
+from dispatch_kit.ledger.schema import TERMINAL
+
+
+class Reporting(LedgerQueries):
+    """Read-only views over a whole mission."""
+
+    def status(self, mission_id: str, *, now: float | None = None) -> dict:
+        """The completion report as data: what ``ledger status`` and the runner print."""
+        now = time.time() if now is None else now
+        with self._read() as db:
+            mission = self.mission(mission_id)
+            tasks = self.tasks(mission_id)
+            attempts: dict[str, list[sqlite3.Row]] = {}
+            for row in db.execute(
+                "SELECT * FROM attempts WHERE mission_id = ? ORDER BY id", (mission_id,)
+            ):
+                attempts.setdefault(row["task_id"], []).append(row)
+            claims = {c.task_id: c for c in self.claims(mission_id)}
+            deps: dict[str, list[str]] = {}
+            for row in db.execute(
+                "SELECT d.task_id, d.dep_id FROM deps d JOIN tasks t "
+                "ON t.mission_id = d.mission_id AND t.id = d.dep_id "
+                "WHERE d.mission_id = ? ORDER BY t.seq",
+                (mission_id,),
+            ):
+                deps.setdefault(row[0], []).append(row[1])
+        counts = {"verified": 0, "failed": 0, "skipped": 0, "pending": 0}
+        out_tasks = []
+        for task in tasks:
+            status = task.state if task.state in TERMINAL else "pending"
+            counts[status] += 1
+            tries = [a for a in attempts.get(task.id, []) if a["outcome"] not in
+                     ("released", "interrupted")]
+            spent = 0.0
+            for a in tries:
+                if a["dispatched_at"] is not None:
+                    spent += (a["ended_at"] or now) - a["dispatched_at"]
+            claim = claims.get(task.id)
+            last = tries[-1] if tries else None
+            out_tasks.append({
+                "id": task.id,
+                "title": task.title,
+                "type": task.type,
+                "cwd": task.cwd,
+                "depends_on": deps.get(task.id, []),
+                "state": task.state,
+                "status": status,
+                "attempt": task.attempt,
+                "attempts": len(tries),
+                "max_attempts": task.max_attempts,
+                "duration": round(spent, 3),
+                "error": task.last_error if task.state != "verified" else None,
+                "skipped_because": task.skipped_because,
+                "holder": claim.holder if claim else None,
+                "lease_expires": iso(claim.lease_expires) if claim else None,
+                "pid": claim.pid if claim else None,
+                "log": last["log_path"] if last else None,
+            })
+        if counts["pending"]:
+            state = "in_progress"
+        elif counts["verified"] == len(tasks):
+            state = "complete"
+        else:
+            state = "failed"
+        start, end = mission.started_at, mission.finished_at
+        duration = None if start is None else round((end or now) - start, 3)
+        return {
+            "version": 1,
+            "mission": mission.id,
+            "goal": mission.goal,
+            "plan": mission.plan_path,
+            "plan_hash": mission.plan_hash,
+            "workspace": mission.workspace,
+            "ledger": str(self.path),
+            "state": state,
+            "started_at": iso(start),
+            "finished_at": iso(end),
+            "duration": duration,
+            "counts": counts,
+            "tasks": out_tasks,
+        }
+
+    def events(self, mission_id: str, *, task_id: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM events WHERE mission_id = ?"
+        params: tuple = (mission_id,)
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            params += (task_id,)
+        rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
+        return [dict(row) | {"detail": json.loads(row["detail"])} for row in rows]

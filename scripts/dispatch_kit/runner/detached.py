@@ -1,0 +1,82 @@
+"""Fire and forget (``run --detach``): start workers under a supervisor and exit at once.
+
+For an orchestrator that must not wait; a later run or ``ledger sweep`` collects what
+the supervisors wrote next to each log.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dispatch_kit.errors import InputError
+from dispatch_kit.ledger import TaskRow, Worker, iso
+from dispatch_kit.procs import pid_start
+from dispatch_kit.runner.files import exit_file_for
+from dispatch_kit.runner.recovery import Recovery
+from dispatch_kit.runner.start import Starting
+
+
+class Detaching(Starting, Recovery):
+    """Claim up to ``max_dispatch`` tasks and hand each worker to ``dispatch_kit.supervise``."""
+
+    def detach(self, wip: int | None = None) -> list[dict]:
+        """Collect finished detached work, claim up to ``max_dispatch`` tasks, start their
+        workers under a supervisor in a new session, and return at once."""
+        self.recover(adopt=False)
+        slots = self.opts.max_dispatch
+        if wip is not None:
+            slots = min(slots, wip - self.ledger.in_flight(self.mission))
+        started: list[dict] = []
+        if slots <= 0:
+            return started
+        for row in self.ledger.next_ready(self.mission, limit=slots):
+            try:
+                item = self._spawn_detached(row)
+            except (InputError, OSError) as exc:
+                self._give_up_start(row, exc)
+                continue
+            if item is not None:
+                started.append(item)
+        return started
+
+    def _spawn_detached(self, row: TaskRow) -> dict | None:
+        """Start the supervisor held at its gate, claim with its pid, then let it go."""
+        cwd, prompt, log_path, command, env = self._prepare(row)
+        timeout = self._timeout(row.id)
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
+        exit_file = exit_file_for(log_path)
+        exit_file.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", "dispatch_kit.supervise", "--timeout", str(timeout),
+            "--log", str(log_path), "--log-limit", str(self.opts.log_limit),
+            "--exit-file", str(exit_file), "--prompt", str(prompt), "--gate",
+            "--", "/bin/sh", "-c", command,
+        ]
+        gate_r, gate_w = os.pipe()
+        try:
+            try:
+                proc = subprocess.Popen(
+                    argv, cwd=cwd, stdin=gate_r, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True, env=env, close_fds=True,
+                )
+            finally:
+                os.close(gate_r)
+            result = self._claim(row, Worker(pid=proc.pid, pid_start=pid_start(proc.pid),
+                                             log_path=str(log_path), prompt_path=str(prompt)))
+            if result.ok:
+                os.write(gate_w, b"go\n")
+        finally:
+            os.close(gate_w)
+        if not result.ok:
+            proc.wait()
+            return None
+        self.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
+                           f"{row.max_attempts}, pid {proc.pid}, detached)",
+                           attempt=row.attempt, pid=proc.pid, log=str(log_path))
+        return {"id": row.id, "attempt": row.attempt, "max_attempts": row.max_attempts,
+                "pid": proc.pid, "lease_expires": iso(result.lease_expires),
+                "log": str(log_path)}

@@ -1,0 +1,34 @@
+"""Where a run keeps each attempt's prompt, log, output pipe and exit status.
+
+The names are derived, never stored elsewhere, so a later run or a sweep finds the files
+of an attempt it did not start from the log path the ledger recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def runs_dir(ledger_path: Path, mission: str) -> Path:
+    """Where prompts and logs go: ``runs/MISSION/TASK.attempt-N.{prompt.md,log}`` beside the
+    ledger (one flat folder: every file costs the filesystem less than a folder per task)."""
+    return ledger_path.parent / "runs" / mission
+
+
+def exit_file_for(log_path: str | Path) -> Path:
+    return Path(log_path).with_suffix(".exit.json")
+
+
+def pipe_path(log_path: str | Path, holder_pid: int) -> Path:
+    """The named pipe a worker writes its output to, named after the runner reading it (so
+    two runners racing for one task never share a pipe; an adopter renames it to its pid)."""
+    return Path(log_path).with_suffix(f".{holder_pid}.pipe")
+
+
+def read_exit_file(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

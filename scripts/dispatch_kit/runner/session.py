@@ -1,0 +1,40 @@
+"""Setting up a run: the plan's ledger opened and loaded, SIGTERM turned into a clean stop.
+
+Shared by the CLI and the benchmarks, which drive the runner without the CLI.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from dispatch_kit.ledger import Ledger
+from dispatch_kit.plan_model import Plan
+
+
+def open_mission(plan: Plan, *, db: str | None, mission: str | None, max_tasks: int,
+                 force: bool = False, reset: bool = False) -> tuple[Ledger, str]:
+    """Open (creating if needed) the plan's ledger and load the plan into it."""
+    from dispatch_kit.ledger import default_db_for
+
+    path = Path(db) if db else default_db_for(plan)
+    ledger = Ledger.open(path, create=True)
+    try:
+        result = ledger.init_mission(plan, mission_id=mission, max_tasks=max_tasks, force=force)
+        if reset:
+            ledger.reset_mission(result.mission)
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger, result.mission
+
+
+def install_term_handler() -> Callable[[], None]:
+    """Turn SIGTERM (a cron job's hard timeout) into the same clean stop as Ctrl-C."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
