@@ -69,6 +69,31 @@ def survivors(marker: str, wait: float = 2.0) -> list[int]:
     return marked(marker)
 
 
+def interrupt_check(
+    plan: Path, marker: str, started: int, sig: signal.Signals, *args: str
+) -> tuple[int, bytes]:
+    """Run `check` on ``plan``, send ``sig`` once ``started`` marked processes are up.
+
+    Returns the exit code and stderr. The checker is killed if it outlives the
+    test, so a failing assertion never leaves it running.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dispatch_kit", "check", str(plan), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(**{MARK: marker}),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while len(marked(marker)) < started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(marked(marker)) >= started, "criteria did not start"
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stderr
+
+
 @pytest.fixture
 def marker():
     token = uuid.uuid4().hex
@@ -354,22 +379,9 @@ def test_ctrl_c_kills_every_running_criterion_and_exits_130(tmp_path, marker):
       - trap '' TERM INT; sleep 1000
   - {id: b, title: B, type: coding, cwd: b, exit_criteria: [sleep 1000, sleep 1000]}
 """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dispatch_kit", "check", str(plan), "--jobs", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(**{MARK: marker}),
-    )
-    try:
-        deadline = time.monotonic() + 20
-        # the checker itself carries the marker; wait until its criteria's sleeps are up too
-        while len(marked(marker)) < 1 + 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(marked(marker)) >= 6, "criteria did not start"
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+    # the checker itself carries the marker; wait until its criteria's sleeps are up too
+    returncode, stderr = interrupt_check(plan, marker, 1 + 5, signal.SIGINT, "--jobs", "3")
+    assert returncode == 130, stderr
     assert b"Traceback" not in stderr and b"interrupted" in stderr
     assert survivors(marker) == []
 
@@ -379,20 +391,8 @@ def test_sigterm_also_cleans_up(tmp_path, marker):
   - {id: a, title: A, type: coding, cwd: a, exit_criteria: ["sleep 1000 & sleep 1000"]}
   - {id: b, title: B, type: coding, cwd: b, exit_criteria: ["true"]}
 """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dispatch_kit", "check", str(plan)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(**{MARK: marker}),
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while len(marked(marker)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.terminate()
-        proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM
+    returncode, stderr = interrupt_check(plan, marker, 4, signal.SIGTERM)
+    assert returncode == 128 + signal.SIGTERM, stderr
     assert survivors(marker) == []
 
 

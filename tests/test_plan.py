@@ -215,29 +215,31 @@ def test_max_tasks_below_two_is_a_usage_error(cli):
     assert "at least 2" in result.stderr
 
 
-def test_duplicate_ids(cli):
-    (line, col, message), = rejected(cli, FIXTURES / "bad-dup-id.yaml")
-    assert (line, col) == (4, 6)
-    assert "duplicate task id 'build' (first used at line 3)" in message
-
-
-def test_unknown_dependency_suggests_the_near_miss(cli):
-    (line, col, message), = rejected(cli, FIXTURES / "bad-unknown-dep.yaml")
-    assert (line, col) == (8, 18)
-    assert "unknown task 'handlr' (did you mean 'handler'?)" in message
-
-
-def test_self_dependency(cli):
-    (line, col, message), = rejected(cli, FIXTURES / "bad-self-dep.yaml")
-    assert (line, col) == (8, 21)
-    assert "task 'b' depends on itself" in message
-
-
-def test_cycle_is_printed_once_from_its_first_task(cli):
-    (line, col, message), = rejected(cli, FIXTURES / "bad-cycle.yaml")
-    # a waits for c, c for b, b for a; reported at a's `depends_on: [c]` entry.
-    assert (line, col) == (7, 18)
-    assert "dependency cycle: a -> c -> b -> a" in message
+@pytest.mark.parametrize(
+    ("fixture", "where", "expected"),
+    [
+        pytest.param(
+            "bad-dup-id.yaml", (4, 6), "duplicate task id 'build' (first used at line 3)",
+            id="duplicate-ids",
+        ),
+        pytest.param(
+            "bad-unknown-dep.yaml", (8, 18), "unknown task 'handlr' (did you mean 'handler'?)",
+            id="unknown-dependency-suggests-the-near-miss",
+        ),
+        pytest.param(
+            "bad-self-dep.yaml", (8, 21), "task 'b' depends on itself", id="self-dependency"
+        ),
+        # a waits for c, c for b, b for a: printed once, at a's `depends_on: [c]` entry.
+        pytest.param(
+            "bad-cycle.yaml", (7, 18), "dependency cycle: a -> c -> b -> a",
+            id="cycle-is-printed-once-from-its-first-task",
+        ),
+    ],
+)
+def test_id_and_dependency_problems_point_at_their_entry(cli, fixture, where, expected):
+    (line, col, message), = rejected(cli, FIXTURES / fixture)
+    assert (line, col) == where
+    assert expected in message
 
 
 def test_two_task_cycle(cli, tmp_path):

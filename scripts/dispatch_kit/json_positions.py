@@ -82,6 +82,20 @@ def _skip(text: str, index: int) -> int:
     return index
 
 
+def _past_comma(text: str, index: int) -> int:
+    """From just past an object or array member: the next member, or the closing bracket.
+
+    The text has passed ``json.loads``, so after a member comes either a comma
+    or the closer; objects and arrays share this one step, and the loops stay
+    in :meth:`_Reader.value` so that each nesting level costs one Python frame
+    (the depth it can read matches what ``json.loads`` accepts).
+    """
+    index = _skip(text, index)
+    if text[index] == ",":
+        index = _skip(text, index + 1)
+    return index
+
+
 class _Reader:
     """A small recursive reader for text ``json.loads`` has already accepted."""
 
@@ -102,33 +116,25 @@ class _Reader:
         if char == "{":
             mapping = CommentedMap()
             index = _skip(text, index + 1)
-            if text[index] == "}":
-                return mapping, index + 1
-            while True:
+            while text[index] != "}":
                 key_line, key_col = self.where(index)
                 key, index = scanstring(text, index + 1)
                 index = _skip(text, _skip(text, index) + 1)  # past ':'
                 value_line, value_col = self.where(index)
                 mapping[key], index = self.value(index)
                 mapping.lc.add_kv_line_col(key, [key_line, key_col, value_line, value_col])
-                index = _skip(text, index)
-                if text[index] == "}":
-                    return mapping, index + 1
-                index = _skip(text, index + 1)  # past ','
+                index = _past_comma(text, index)
+            return mapping, index + 1
         if char == "[":
             sequence = CommentedSeq()
             index = _skip(text, index + 1)
-            if text[index] == "]":
-                return sequence, index + 1
-            while True:
+            while text[index] != "]":
                 item_line, item_col = self.where(index)
                 item, index = self.value(index)
                 sequence.lc.add_kv_line_col(len(sequence), [item_line, item_col])
                 sequence.append(item)
-                index = _skip(text, index)
-                if text[index] == "]":
-                    return sequence, index + 1
-                index = _skip(text, index + 1)
+                index = _past_comma(text, index)
+            return sequence, index + 1
         if char == '"':
             return scanstring(text, index + 1)
         for word, constant in _CONSTANTS.items():

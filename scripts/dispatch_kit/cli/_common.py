@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dispatch_kit.plan_model import Plan
 
 
 def add_format(
@@ -11,3 +17,39 @@ def add_format(
     parser.add_argument(
         "--format", choices=choices, default=choices[0], help="output format (default: %(default)s)"
     )
+
+
+def int_at_least(minimum: int, too_small: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number no smaller than ``minimum``.
+
+    Several commands take counts with a floor (jobs, a plan's task cap); the
+    parse and the "not a whole number" wording live here, while each caller
+    says in ``too_small`` (formatted with ``value``) why its floor exists.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(too_small.format(value=value))
+        return value
+
+    return parse
+
+
+def validated_plan(path: str, max_tasks: int) -> Plan | None:
+    """The plan at ``path``, or None when it cannot be used; every problem goes to stderr.
+
+    ``plan validate`` and ``check`` must reject a plan in the same words and
+    report all of its problems, not only the first; the caller turns None into
+    the bad-input exit code. The plan library is imported here, not at module
+    top, so that commands which never read a plan start fast.
+    """
+    from dispatch_kit.plan import validate_plan
+
+    plan, errors = validate_plan(path, max_tasks=max_tasks)
+    for error in errors:
+        print(error, file=sys.stderr)
+    return plan

@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dispatch_kit.cli._common import add_format
+from dispatch_kit.cli._common import add_format, int_at_least, validated_plan
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+_positive_int = int_at_least(1, "must be at least 1, got {value}")
 
 
 def _positive_seconds(text: str) -> float:
@@ -68,11 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     from dispatch_kit.check import DEFAULT_CRITERION_TIMEOUT, check_plan, render_text
     from dispatch_kit.errors import EXIT_BAD_INPUT
-    from dispatch_kit.plan import validate_plan
 
-    plan, errors = validate_plan(args.plan, max_tasks=args.max_tasks)
-    for error in errors:
-        print(error, file=sys.stderr)
+    plan = validated_plan(args.plan, args.max_tasks)
     if plan is None:
         return EXIT_BAD_INPUT
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dispatch_kit.cli._common import add_format
+
 FORMATS = ("text", "json", "sarif", "github")
 
 
@@ -29,9 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "paths", nargs="*", metavar="PATH", help="files or folders to lint (default: .); - is stdin"
     )
-    parser.add_argument(
-        "--format", choices=FORMATS, default="text", help="output format (default: %(default)s)"
-    )
+    add_format(parser, FORMATS)
     parser.add_argument(
         "--select",
         action="append",

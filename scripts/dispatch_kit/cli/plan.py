@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dispatch_kit.cli._common import int_at_least, validated_plan
 
-def _at_least_two(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"a plan has at least 2 tasks; got {value}")
-    return value
+_at_least_two = int_at_least(2, "a plan has at least 2 tasks; got {value}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,11 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     from dispatch_kit.errors import EXIT_BAD_INPUT
-    from dispatch_kit.plan import summary, validate_plan
+    from dispatch_kit.plan import summary
 
-    plan, errors = validate_plan(args.plan, max_tasks=args.max_tasks)
-    for error in errors:
-        print(error, file=sys.stderr)
+    plan = validated_plan(args.plan, args.max_tasks)
     if plan is None:
         return EXIT_BAD_INPUT
     print(summary(plan))

@@ -101,30 +101,23 @@ def _apply_directives(
                 extra.append(_finding(doc, invalid_rule, directive.line, directive.column, problem))
         if UNUSED not in enabled or directive.action == "set":
             continue
+        # Only the message differs between a bare and a coded suppression that is unused.
         if directive.codes is None:
-            if not directive.used:
-                extra.append(
-                    _finding(
-                        doc,
-                        unused_rule,
-                        directive.line,
-                        directive.column,
-                        f"remove this {directive.action} suppression: it suppresses nothing",
-                    )
-                )
-            continue
-        idle = [c for c in directive.codes if c in enabled and c not in directive.used]
-        if idle:
-            extra.append(
-                _finding(
-                    doc,
-                    unused_rule,
-                    directive.line,
-                    directive.column,
-                    f"unused suppression of {', '.join(idle)}: nothing to suppress "
-                    f"{_SCOPE[directive.action]}; remove it",
-                )
+            unused = (
+                None
+                if directive.used
+                else f"remove this {directive.action} suppression: it suppresses nothing"
             )
+        else:
+            idle = [c for c in directive.codes if c in enabled and c not in directive.used]
+            unused = (
+                f"unused suppression of {', '.join(idle)}: nothing to suppress "
+                f"{_SCOPE[directive.action]}; remove it"
+                if idle
+                else None
+            )
+        if unused is not None:
+            extra.append(_finding(doc, unused_rule, directive.line, directive.column, unused))
     for finding in extra:  # a whole-file suppression may silence these too
         if not any(d.covers(finding.code) for d in whole_file if d.codes is not None):
             kept.append(finding)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.registry import Rule
 
 # A complete stream-safety block in example wording: rules check for the three
 # rules, not for one exact sentence, so examples need not copy the clause.
@@ -13,6 +17,19 @@ BLOCK = """Stream-safety:
 2. Keep every tool call under 60 seconds; split longer work into several calls.
 3. When a read returns more than 500 lines, narrow the next read with offset/limit.
 """
+
+
+
+def family(**shared: Any) -> Callable[..., Rule]:
+    """A :class:`Rule` constructor with the fields a family of rules has in common.
+
+    Rules that check one kind of file state where they apply (``applies_to``
+    for the docs, ``kinds`` and ``scope`` for the engine) and often share a good
+    example; saying that once per family keeps the prose and the kinds from
+    drifting apart between sibling rules. A rule may still override any field.
+    """
+    return partial(Rule, **shared)
+
 
 HEADING = lazy(r"^[ \t]{0,3}#{1,6}(?:[ \t]|$)", re.M)
 _BLANK_THEN_TEXT = lazy(r"\n[ \t]*\n(?=[ \t]{0,3}(?![-*+][ \t]|\d{1,3}[.)][ \t]|`{3}|~{3})\S)")

@@ -15,7 +15,7 @@ from functools import lru_cache
 from dispatch_kit.lint.document import Document, Region
 from dispatch_kit.lint.patterns import lazy
 from dispatch_kit.lint.registry import Example, Hit, Rule
-from dispatch_kit.lint.rules._shared import BLOCK, section_end
+from dispatch_kit.lint.rules._shared import BLOCK, family, section_end
 
 MAX_TASKS = 6
 _LABEL = lazy(
@@ -222,7 +222,14 @@ _CHECKED = """
 2. `grep -q '^| suite' summary.md`
 """
 
-MISSING_CRITERIA = Rule(
+# The worker rules' reach and the worker prompt that passes all of them, stated once.
+_worker_rule = family(
+    applies_to="[Execute] worker prompts and templates",
+    kinds=frozenset({"execute"}),
+    good=Example(_WORKER_HEAD + _CHECKED + "\n" + BLOCK),
+)
+
+MISSING_CRITERIA = _worker_rule(
     code="DK201",
     name="missing-exit-criteria",
     severity="error",
@@ -234,14 +241,11 @@ retries with the failing output, or fails the task. Without them "done" is
 whatever the worker says. Composite Bash-chain dispatches (opening with
 `Load FILE. Then:` or chained on a named commit) hand over a commit instead
 and are exempt.""",
-    applies_to="[Execute] worker prompts and templates",
     bad=Example(_WORKER_HEAD),
-    good=Example(_WORKER_HEAD + _CHECKED + "\n" + BLOCK),
-    kinds=frozenset({"execute"}),
     check=_check_missing,
 )
 
-PROSE_CRITERION = Rule(
+PROSE_CRITERION = _worker_rule(
     code="DK202",
     name="prose-exit-criterion",
     severity="error",
@@ -262,12 +266,10 @@ Every criterion must be a command that exits 0 on success (`test -f`,
 """
         + BLOCK
     ),
-    good=Example(_WORKER_HEAD + _CHECKED + "\n" + BLOCK),
-    kinds=frozenset({"execute"}),
     check=_check_prose,
 )
 
-MISSING_WORKDIR = Rule(
+MISSING_WORKDIR = _worker_rule(
     code="DK203",
     name="missing-working-directory",
     severity="error",
@@ -278,7 +280,6 @@ Workers share no state and start with no memory of the mission. Without a
 working directory a worker guesses where to write, its exit criteria run in
 the wrong folder, and two workers can overwrite each other. The orchestrator
 runs the criteria in that same directory.""",
-    applies_to="[Execute] worker prompts and templates",
     bad=Example(
         """[Execute] Task `report`: summarise the benchmark results
 
@@ -288,8 +289,6 @@ Read results.csv and write summary.md with one table per suite.
         + "\n"
         + BLOCK
     ),
-    good=Example(_WORKER_HEAD + _CHECKED + "\n" + BLOCK),
-    kinds=frozenset({"execute"}),
     check=_check_workdir,
 )
 

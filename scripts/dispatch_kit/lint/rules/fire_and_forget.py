@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dispatch_kit.lint.document import Region
 from dispatch_kit.lint.patterns import lazy
 from dispatch_kit.lint.prose import find_asked, matches
-from dispatch_kit.lint.registry import Example, Hit, Rule
-from dispatch_kit.lint.rules._shared import BLOCK
+from dispatch_kit.lint.registry import Example, Hit
+from dispatch_kit.lint.rules._shared import BLOCK, family
 
 EXECUTOR = frozenset({"executor"})
 _CLAIM = lazy(r"\bclaim|\bin[- ]progress\b|\block (?:it|each|the item)\b|\blease\b|\breserve")
@@ -120,7 +120,12 @@ def _variant(old: str, new: str) -> str:
     return _GOOD.replace(old, new)
 
 
-NO_CLAIM = Rule(
+# What every executor rule checks and the prompt that passes them all, stated once.
+_executor_rule = family(
+    applies_to="[Executor] prompts and templates", kinds=EXECUTOR, good=Example(_GOOD)
+)
+
+NO_CLAIM = _executor_rule(
     code="DK301",
     name="dispatch-before-claim",
     severity="error",
@@ -131,19 +136,16 @@ only then marks the item taken, or never marks it, the next run sees the same
 item as ready and dispatches it a second time: duplicate pull requests,
 conflicting edits. An atomic claim before the spawn makes the item invisible
 to the next run; a sweep returns claims whose worker died.""",
-    applies_to="[Executor] prompts and templates",
     bad=Example(
         _variant(
             "claim it first by swapping the `ready` label for `in-progress`; then spawn",
             "spawn",
         )
     ),
-    good=Example(_GOOD),
-    kinds=EXECUTOR,
     check=_check_claim,
 )
 
-WAITS = Rule(
+WAITS = _executor_rule(
     code="DK302",
     name="executor-waits-on-workers",
     severity="error",
@@ -154,19 +156,16 @@ The executor's job ends at the last spawn. An executor told to wait for its
 workers, or to watch their progress, runs into its own timeout and blocks the
 lane; completion is read later from state outside the session (a pull
 request, a label, a status file), by a separate review or sweep.""",
-    applies_to="[Executor] prompts and templates",
     bad=Example(
         _variant(
             "4. Once all are dispatched, exit. Do not wait for the workers or check on them.",
             "4. Then wait for the workers and report their results.",
         )
     ),
-    good=Example(_GOOD),
-    kinds=EXECUTOR,
     check=_check_wait,
 )
 
-NO_CAP = Rule(
+NO_CAP = _executor_rule(
     code="DK303",
     name="no-dispatch-cap",
     severity="error",
@@ -176,14 +175,11 @@ A backlog of forty ready items must not become forty concurrent sessions:
 that trips rate limits and concurrent-session limits and buries the review
 that follows. A fixed cap per run (the patterns use six) bounds the damage;
 the rest waits for the next run.""",
-    applies_to="[Executor] prompts and templates",
     bad=Example(_variant("2. Take at most 4 issues, oldest first.", "2. Take every ready issue.")),
-    good=Example(_GOOD),
-    kinds=EXECUTOR,
     check=_check_cap,
 )
 
-NO_TIMEOUT = Rule(
+NO_TIMEOUT = _executor_rule(
     code="DK304",
     name="no-executor-timeout",
     severity="error",
@@ -194,14 +190,11 @@ Without an explicit limit a scheduled run inherits the scheduler's default,
 often an hour. An executor that should finish in two minutes but hangs on one
 call then holds its lane for the whole hour and the next runs queue behind
 it.""",
-    applies_to="[Executor] prompts and templates",
     bad=Example(_variant("Hard timeout: this run is killed after 5 minutes.\n\n", "")),
-    good=Example(_GOOD),
-    kinds=EXECUTOR,
     check=_check_timeout,
 )
 
-NO_REPLY = Rule(
+NO_REPLY = _executor_rule(
     code="DK305",
     name="no-empty-queue-no-reply",
     severity="error",
@@ -210,15 +203,12 @@ NO_REPLY = Rule(
 Most scheduled runs find nothing to do. An executor that then posts "no work
 found" floods the channel it reports to; the convention is to answer the
 single token NO_REPLY, which the scheduler drops.""",
-    applies_to="[Executor] prompts and templates",
     bad=Example(
         _variant(
             "If there are none, print exactly `NO_REPLY` and stop.",
             "If there are none, say so.",
         )
     ),
-    good=Example(_GOOD),
-    kinds=EXECUTOR,
     check=_check_no_reply,
 )
 

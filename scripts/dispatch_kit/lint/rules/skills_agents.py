@@ -19,7 +19,8 @@ from dispatch_kit.lint import frontmatter
 from dispatch_kit.lint.agents import tool_list
 from dispatch_kit.lint.document import Document
 from dispatch_kit.lint.patterns import lazy
-from dispatch_kit.lint.registry import Example, Hit, Rule
+from dispatch_kit.lint.registry import Example, Hit
+from dispatch_kit.lint.rules._shared import family
 
 PORTABLE_SKILL_FIELDS = (
     "name",
@@ -255,8 +256,13 @@ def _agent(old: str, new: str) -> Example:
 GOOD_SKILL = Example(_GOOD_SKILL, path=_SKILL_PATH)
 GOOD_AGENT = Example(_GOOD_AGENT, path=_AGENT_PATH)
 
+# Each file rule's reach, stated once: the docs' wording and the engine's kinds.
+_skill_rule = family(applies_to="SKILL.md files", scope="file", kinds=SKILL, good=GOOD_SKILL)
+_agent_rule = family(applies_to="agents/*.md", scope="file", kinds=AGENT, good=GOOD_AGENT)
+_any_rule = family(applies_to="SKILL.md files and agents/*.md", scope="file", kinds=SKILL | AGENT)
+
 RULES = (
-    Rule(
+    _any_rule(
         code="DK701",
         name="invalid-frontmatter",
         severity="error",
@@ -266,14 +272,11 @@ Harnesses index skills and agents by their frontmatter: without a parsable
 block carrying a name and a description, the file is skipped or shows up
 unnamed, and the model has nothing to decide with. Skill descriptions are
 limited to 1024 characters.""",
-        applies_to="SKILL.md files and agents/*.md",
         bad=_skill("name: release-notes\n", ""),
         good=GOOD_SKILL,
-        scope="file",
-        kinds=SKILL | AGENT,
         check=_check_frontmatter,
     ),
-    Rule(
+    _skill_rule(
         code="DK702",
         name="non-portable-skill-field",
         severity="error",
@@ -284,14 +287,10 @@ One harness's extra fields (model, context, hooks...) are rejected by the
 reference validator and ignored or refused by other harnesses. Keeping to the
 six portable fields lets one skill folder work everywhere; harness-specific
 values go under `metadata` as strings.""",
-        applies_to="SKILL.md files",
         bad=_skill("license: MIT\n", "license: MIT\nmodel: inherit\n"),
-        good=GOOD_SKILL,
-        scope="file",
-        kinds=SKILL,
         check=_check_portable,
     ),
-    Rule(
+    _skill_rule(
         code="DK703",
         name="flow-style-frontmatter",
         severity="error",
@@ -301,14 +300,11 @@ values go under `metadata` as strings.""",
 The reference skill validator rejects flow-style collections in frontmatter,
 and some harnesses parse frontmatter with simplified readers that do not
 understand them either. Block style is read the same everywhere.""",
-        applies_to="SKILL.md files",
         bad=_skill("license: MIT\n", "license: MIT\nmetadata: {owner: docs}\n"),
         good=_skill("license: MIT\n", "license: MIT\nmetadata:\n  owner: docs\n"),
-        scope="file",
-        kinds=SKILL,
         check=_check_flow,
     ),
-    Rule(
+    _skill_rule(
         code="DK704",
         name="skill-name-mismatch",
         severity="error",
@@ -317,14 +313,10 @@ understand them either. Block style is read the same everywhere.""",
 Harnesses find a skill by its folder and invoke it by its name; when the two
 differ, one harness loads it under a name another cannot resolve, and the
 reference validator fails it.""",
-        applies_to="SKILL.md files",
         bad=_skill("name: release-notes", "name: release-notes-drafter"),
-        good=GOOD_SKILL,
-        scope="file",
-        kinds=SKILL,
         check=_check_folder,
     ),
-    Rule(
+    _any_rule(
         code="DK705",
         name="invalid-name",
         severity="error",
@@ -333,14 +325,11 @@ reference validator fails it.""",
 Skill and agent names become command names and file names in several
 harnesses; upper case, spaces, underscores or doubled hyphens are rejected by
 some and mangled by others.""",
-        applies_to="SKILL.md files and agents/*.md",
         bad=_agent("name: changelog-editor", "name: Changelog_Editor"),
         good=GOOD_AGENT,
-        scope="file",
-        kinds=SKILL | AGENT,
         check=_check_name,
     ),
-    Rule(
+    _skill_rule(
         code="DK706",
         name="description-without-when",
         severity="warning",
@@ -349,14 +338,10 @@ some and mangled by others.""",
 The description is all the model sees before it decides to load a skill. A
 description that says what the skill is but not when to reach for it gets
 the skill loaded at the wrong moments or never.""",
-        applies_to="SKILL.md files",
         bad=_skill(" Use when preparing a release.", ""),
-        good=GOOD_SKILL,
-        scope="file",
-        kinds=SKILL,
         check=_check_when,
     ),
-    Rule(
+    _skill_rule(
         code="DK707",
         name="skill-body-too-long",
         severity="warning",
@@ -366,14 +351,10 @@ A skill's body is loaded whole into the context every time the skill is
 used. A short body with the decision rules, linking to reference files read
 only when needed, costs a fraction of the tokens and keeps the essentials in
 view.""",
-        applies_to="SKILL.md files",
         bad=_skill(_SKILL_BODY, _SKILL_BODY + "\n".join(f"- step {n}" for n in range(200)) + "\n"),
-        good=GOOD_SKILL,
-        scope="file",
-        kinds=SKILL,
         check=_check_length,
     ),
-    Rule(
+    _skill_rule(
         code="DK708",
         name="broken-reference-link",
         severity="error",
@@ -382,7 +363,6 @@ view.""",
 A skill defers depth to its references/ files; a link to a file that is not
 there leaves the model without the detail the body promised, usually at the
 moment it needs it.""",
-        applies_to="SKILL.md files",
         bad=_skill(
             _SKILL_BODY,
             _SKILL_BODY + "\nGrouping rules: [references/groups.md](references/groups.md)\n",
@@ -392,11 +372,9 @@ moment it needs it.""",
             path=_SKILL_PATH,
             files={"skills/release-notes/references/groups.md": "# Groups\n"},
         ),
-        scope="file",
-        kinds=SKILL,
         check=_check_links,
     ),
-    Rule(
+    _agent_rule(
         code="DK709",
         name="unknown-agent-tool",
         severity="error",
@@ -405,14 +383,10 @@ moment it needs it.""",
 A misspelt tool name is not an error to the harness: the agent simply runs
 without that tool, and a dispatch that relies on it fails in a way that looks
 like the agent's fault. The Bash-chain rule (DK401) also reads this list.""",
-        applies_to="agents/*.md",
         bad=_agent("tools: Read, Edit, Grep", "tools: Read, Edit, Grep, Shell"),
-        good=GOOD_AGENT,
-        scope="file",
-        kinds=AGENT,
         check=_check_tools,
     ),
-    Rule(
+    _agent_rule(
         code="DK710",
         name="forbidden-agent-field",
         severity="error",
@@ -421,13 +395,9 @@ like the agent's fault. The Bash-chain rule (DK401) also reads this list.""",
 Plugin agents may not carry their own hooks, MCP servers or permission mode:
 the harness refuses or ignores them, so an agent that depends on them behaves
 differently once installed from the plugin.""",
-        applies_to="agents/*.md",
         bad=_agent(
             "tools: Read, Edit, Grep\n", "tools: Read, Edit, Grep\npermissionMode: acceptEdits\n"
         ),
-        good=GOOD_AGENT,
-        scope="file",
-        kinds=AGENT,
         check=_check_forbidden,
     ),
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dispatch_kit.lint.document import Document
-from dispatch_kit.lint.registry import Example, Hit, Rule
+from dispatch_kit.lint.registry import Example, Hit
+from dispatch_kit.lint.rules._shared import family
 
 TEMPLATE = frozenset({"template"})
 _PATH = "templates/greeting.md.j2"
@@ -50,8 +51,16 @@ def _check_missing(doc: Document) -> Iterator[Hit]:
         )
 
 
+# Every template rule reads the file itself, whatever prompt kind it renders.
+_template_rule = family(
+    applies_to="Jinja templates (*.j2, *.jinja)",
+    scope="file",
+    kinds=TEMPLATE,
+    good=Example(_GOOD, path=_PATH),
+)
+
 RULES = (
-    Rule(
+    _template_rule(
         code="DK801",
         name="template-syntax-error",
         severity="error",
@@ -60,14 +69,10 @@ RULES = (
 A template that does not parse fails every render, and the failure surfaces in
 whichever orchestrator renders it next. Unknown filters are caught here too:
 Jinja only rejects them when the template is compiled.""",
-        applies_to="Jinja templates (*.j2, *.jinja)",
         bad=Example(_GOOD.replace("{{ team }}", "{{ team }"), path=_PATH),
-        good=Example(_GOOD, path=_PATH),
-        scope="file",
-        kinds=TEMPLATE,
         check=_check_syntax,
     ),
-    Rule(
+    _template_rule(
         code="DK802",
         name="undefined-template-variable",
         severity="error",
@@ -79,14 +84,10 @@ stops the render. The header comment is the template's contract with its
 callers; a variable read but not listed there (including one read by a
 template it extends or includes) is one a caller will forget. Set variables,
 macro arguments and loop variables need no entry.""",
-        applies_to="Jinja templates (*.j2, *.jinja)",
         bad=Example(_GOOD.replace("  team   str  the team they joined\n", ""), path=_PATH),
-        good=Example(_GOOD, path=_PATH),
-        scope="file",
-        kinds=TEMPLATE,
         check=_check_undefined,
     ),
-    Rule(
+    _template_rule(
         code="DK803",
         name="missing-template",
         severity="error",
@@ -96,15 +97,12 @@ macro arguments and loop variables need no entry.""",
 clause file breaks every template that uses it. Names resolve against the
 templates/ folder the file lives in, the file's own folder and the pack's
 templates.""",
-        applies_to="Jinja templates (*.j2, *.jinja)",
         bad=Example(_GOOD + '{% include "clauses/signature.md.j2" %}\n', path=_PATH),
         good=Example(
             _GOOD + '{% include "clauses/signature.md.j2" %}\n',
             path=_PATH,
             files={"templates/clauses/signature.md.j2": "Questions? Ask in the team channel.\n"},
         ),
-        scope="file",
-        kinds=TEMPLATE,
         check=_check_missing,
     ),
 )
