@@ -14,6 +14,7 @@ import os
 import sys
 
 from dispatch_kit import __version__
+from dispatch_kit.cli._common import HelpFormatter
 from dispatch_kit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InputError
 
 # Order is the order ``--help`` lists them in.
@@ -41,6 +42,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         prog="dispatch-kit",
         description="Validate dispatch plans, check exit criteria, render and lint dispatch"
         " prompts.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"dispatch-kit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dispatch_kit.cli._common import add_format
+from dispatch_kit.cli._common import RawDescriptionHelpFormatter, add_format
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "configuration: [tool.dispatch-kit] in pyproject.toml (select, ignore, exclude)\n"
         "suppression:   <!-- dispatch-kit: ignore-next-line DK603 -->, "
         "{# dispatch-kit: ignore-file DK802 #}, # dispatch-kit: ...",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "paths", nargs="*", metavar="PATH", help="files or folders to lint (default: .); - is stdin"
@@ -74,8 +74,6 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from dispatch_kit.errors import EXIT_BAD_INPUT, EXIT_FINDINGS, EXIT_OK, InputError
     from dispatch_kit.lint import config, engine, output
 
@@ -101,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     report = output.render(findings, args.format)
     stdin_fixed = args.fix and "-" in paths
     if args.output:
+        from pathlib import Path
+
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(report, encoding="utf-8")
     elif stdin_fixed:

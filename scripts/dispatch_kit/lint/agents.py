@@ -10,10 +10,12 @@ is not guessed at: the Bash-chain rule stays silent rather than be wrong.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from dispatch_kit.lint import frontmatter
+
+if TYPE_CHECKING:  # loaded in find_agent: skill rules need only tool_list, not pathlib
+    from pathlib import Path
 
 
 class AgentInfo(NamedTuple):
@@ -47,7 +49,11 @@ def tool_list(value: object) -> tuple[str, ...] | None:
 
 @cache
 def find_agent(name: str, start: Path | None) -> AgentInfo | None:
-    """The definition of agent ``name`` as seen from folder ``start`` (cached per run)."""
+    """The definition of agent ``name`` as seen from folder ``start`` (cached per run).
+
+    In each folder ``NAME.md`` wins; only without it is the folder scanned for a
+    definition whose frontmatter says ``name: NAME``.
+    """
     folders: list[Path] = []
     if start is not None:
         here = start.resolve()
@@ -60,15 +66,52 @@ def find_agent(name: str, start: Path | None) -> AgentInfo | None:
     except Exception:  # noqa: BLE001 - no pack root: only the project's agents count
         pass
     for folder in folders:
-        info = _agents_in(folder).get(name)
+        # The file named after the agent is almost always its definition: read
+        # that one file, and scan the folder only when it is not there.
+        info = (_agent_at(folder / f"{name}.md") if _plain_name(name) else None) or _agents_in(
+            folder, name
+        ).get(name)
         if info is not None:
             return info
     return None
 
 
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` can only name a file inside the folder (no separators, no dots-only)."""
+    return bool(name.strip(".")) and "/" not in name and "\\" not in name
+
+
+def _agent_at(path: Path) -> AgentInfo | None:
+    """The agent defined in ``path``, or None when it is absent or not a definition."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    fm = frontmatter.split(text)
+    if fm is None:
+        return None
+    try:
+        data = frontmatter.parse(fm)
+    except frontmatter.FrontmatterError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return AgentInfo(
+        str(data.get("name") or path.stem),
+        path,
+        tool_list(data.get("tools")),
+        tool_list(data.get("disallowedTools")) or (),
+    )
+
+
 @cache
-def _agents_in(folder: Path) -> dict[str, AgentInfo]:
-    """Every agent defined in one folder, by frontmatter name and by file stem."""
+def _agents_in(folder: Path, wanted: str) -> dict[str, AgentInfo]:
+    """The agents defined in one folder that could be ``wanted``, by frontmatter name and stem.
+
+    A file whose frontmatter does not contain the wanted name cannot declare it
+    (short of a YAML escape, hence the backslash test), so it is not parsed:
+    parsing every definition pulled in PyYAML for a one-prompt lint.
+    """
     found: dict[str, AgentInfo] = {}
     if not folder.is_dir():
         return found
@@ -80,19 +123,12 @@ def _agents_in(folder: Path) -> dict[str, AgentInfo]:
         fm = frontmatter.split(text)
         if fm is None:
             continue
-        try:
-            data = frontmatter.parse(fm)
-        except frontmatter.FrontmatterError:
+        raw = text[: fm.body_offset]
+        if path.stem != wanted and wanted not in raw and "\\" not in raw:
             continue
-        if not isinstance(data, dict):
+        info = _agent_at(path)
+        if info is None:
             continue
-        name = str(data.get("name") or path.stem)
-        info = AgentInfo(
-            name,
-            path,
-            tool_list(data.get("tools")),
-            tool_list(data.get("disallowedTools")) or (),
-        )
-        found.setdefault(name, info)
+        found.setdefault(info.name, info)
         found.setdefault(path.stem, info)
     return found

@@ -11,9 +11,12 @@ selection, ``--ignore`` removes more.
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from dispatch_kit.errors import InputError
 
@@ -24,7 +27,7 @@ class Config(NamedTuple):
     select: tuple[str, ...] | None = None  # None: every rule
     ignore: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    root: Path | None = None  # folder that exclude patterns are relative to
+    root: str | None = None  # folder (resolved) that exclude patterns are relative to
     source: str | None = None  # the pyproject.toml it came from, for messages
     cli_select: tuple[str, ...] | None = None
     cli_ignore: tuple[str, ...] = ()
@@ -56,30 +59,44 @@ class Config(NamedTuple):
         return frozenset(codes - registry.resolve_all(self.cli_ignore))
 
 
-def find_pyproject(start: Path) -> Path | None:
-    """The nearest pyproject.toml at or above ``start`` with a [tool.dispatch-kit] table."""
-    here = start.resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file():
+def find_pyproject(start: str | Path) -> str | None:
+    """The nearest pyproject.toml at or above ``start`` with a [tool.dispatch-kit] table.
+
+    Plain ``os.path`` strings: this runs on every lint, and pathlib (with the
+    urllib.parse it imports) was a tenth of a one-file lint's start-up.
+    """
+    folder = os.path.realpath(start)
+    while True:
+        candidate = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(candidate):
             try:
-                text = candidate.read_text(encoding="utf-8")
+                with open(candidate, encoding="utf-8") as handle:
+                    text = handle.read()
             except (OSError, UnicodeDecodeError):
-                continue
+                text = ""
             if f"[tool.{TABLE}" in text or f'[tool."{TABLE}"' in text:
                 return candidate
-    return None
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
-def load(start: Path | None = None, explicit: str | None = None) -> Config:
+def load(start: str | Path | None = None, explicit: str | None = None) -> Config:
     """The configuration for a run started in ``start`` (or read from ``explicit``)."""
-    path = Path(explicit) if explicit else find_pyproject(start or Path.cwd())
+    if explicit:
+        from pathlib import Path
+
+        path: str | None = str(Path(explicit))  # as the user named it, tidied the same way
+    else:
+        path = find_pyproject(os.getcwd() if start is None else start)
     if path is None:
         return Config()
     import tomllib
 
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise InputError("no such file", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -114,6 +131,6 @@ def load(start: Path | None = None, explicit: str | None = None) -> Config:
         select=values.get("select"),
         ignore=values.get("ignore", ()),
         exclude=values.get("exclude", ()),
-        root=path.resolve().parent,
+        root=os.path.dirname(os.path.realpath(path)),
         source=str(path),
     )

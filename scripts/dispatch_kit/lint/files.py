@@ -14,10 +14,13 @@ import re
 from collections.abc import Iterator
 from fnmatch import translate
 from functools import cache
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.lint.config import Config
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_EXCLUDE = (
     ".git",
@@ -83,41 +86,72 @@ def classify(path: Path | str) -> str | None:
     return None
 
 
+_GLOB_CHARS = frozenset("*?[")
+
+
 @cache
-def _matcher(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-    """(name pattern, relative-path pattern) compiled from glob patterns, once per run."""
+def _matcher(
+    patterns: tuple[str, ...],
+) -> tuple[frozenset[str], re.Pattern[str] | None, tuple[str, ...], re.Pattern[str] | None]:
+    """(literal names, name pattern, literal paths, path pattern) from glob patterns, once per run.
+
+    Most patterns (``.git``, ``node_modules``, ``tests/fixtures``) have no
+    wildcard: a set lookup or a prefix test answers for them, and compiling
+    their translated globs into one big pattern cost more than the lookups.
+    """
     names = [p.rstrip("/") for p in patterns if "/" not in p.rstrip("/")]
     paths = [p.rstrip("/") for p in patterns if "/" in p.rstrip("/")]
-    name_re = re.compile("|".join(translate(p) for p in names)) if names else None
+    literal_names = frozenset(p for p in names if not _GLOB_CHARS.intersection(p))
+    glob_names = [p for p in names if _GLOB_CHARS.intersection(p)]
+    literal_paths = tuple(p for p in paths if not _GLOB_CHARS.intersection(p))
+    glob_paths = [p for p in paths if _GLOB_CHARS.intersection(p)]
+    name_re = re.compile("|".join(translate(p) for p in glob_names)) if glob_names else None
     path_re = (
-        re.compile("|".join(f"(?:{translate(p)})|(?:{re.escape(p)}/.*)" for p in paths))
-        if paths
+        re.compile("|".join(f"(?:{translate(p)})|(?:{re.escape(p)}/.*)" for p in glob_paths))
+        if glob_paths
         else None
     )
-    return name_re, path_re
+    return literal_names, name_re, literal_paths, path_re
 
 
-def _excluded(path: str, patterns: tuple[str, ...], root: Path) -> bool:
-    """Whether a pattern matches the file's name, or (with a slash) its path under ``root``."""
+def _excluded(path: str, patterns: tuple[str, ...], root: str, real: str | None = None) -> bool:
+    """Whether a pattern matches the file's name, or (with a slash) its path under ``root``.
+
+    ``real`` is the file's resolved path when the caller already knows it: the
+    walk resolves each folder once instead of every file (``Path.resolve`` per
+    file was a tenth of a thousand-file run).
+    """
     if not patterns:
         return False
-    name_re, path_re = _matcher(patterns)
-    if name_re is not None and name_re.match(os.path.basename(path)):
+    literal_names, name_re, literal_paths, path_re = _matcher(patterns)
+    name = os.path.basename(path)
+    if name in literal_names or (name_re is not None and name_re.match(name)):
         return True
-    if path_re is None:
+    if path_re is None and not literal_paths:
         return False
-    try:
-        rel = Path(path).resolve().relative_to(root).as_posix()
-    except ValueError:
+    rel = _relative(os.path.realpath(path) if real is None else real, root)
+    if rel is None:
         return False
-    return path_re.match(rel) is not None
+    # A literal glob matches only itself; "PATH/..." covers what lies under it.
+    for literal in literal_paths:
+        if rel == literal or rel.startswith(literal + "/"):
+            return True
+    return path_re is not None and path_re.match(rel) is not None
+
+
+def _relative(real: str, root: str) -> str | None:
+    """``real`` relative to ``root`` as ``Path.relative_to`` spells it, or None when outside."""
+    if real == root:
+        return "."
+    prefix = root if root.endswith("/") else root + "/"
+    return real[len(prefix) :] if real.startswith(prefix) else None
 
 
 def collect(
     paths: list[str], config: Config, errors: list[InputError] | None = None
-) -> Iterator[tuple[str, Path | None, str]]:
+) -> Iterator[tuple[str, str | None, str]]:
     """(display path, file path or None for stdin, file kind) for every file to lint."""
-    root = config.root or Path.cwd().resolve()
+    root = os.fspath(config.root) if config.root else os.path.realpath(os.getcwd())
     user = config.exclude
     for arg in paths:
         if arg == "-":
@@ -138,24 +172,54 @@ def collect(
             continue
         kind = classify(arg) or ("prompt" if arg.lower().endswith(PROMPT_SUFFIXES) else None)
         if kind is not None:
-            yield os.path.normpath(arg), Path(arg), kind
+            yield os.path.normpath(arg), arg, kind
 
 
-def _walk(top: str, root: Path, user: tuple[str, ...]) -> Iterator[tuple[str, Path | None, str]]:
+def _walk(top: str, root: str, user: tuple[str, ...]) -> Iterator[tuple[str, str | None, str]]:
+    """Every lintable file under ``top``, sorted; what ``os.walk`` would visit, found faster.
+
+    ``os.scandir`` entries know whether they are folders or symlinks without a
+    further system call, and each folder is resolved once for the exclude
+    patterns, not each file.
+    """
     found: list[tuple[str, str, str]] = []
-    for folder, dirs, names in os.walk(top):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not _excluded(d, DEFAULT_EXCLUDE, root)
-            and not _excluded(os.path.join(folder, d), user, root)
-        )
-        for name in names:
-            path = os.path.join(folder, name)
-            kind = classify(path)
-            if kind is None or _excluded(path, user, root):
-                continue
-            found.append((os.path.normpath(path), path, kind))
+    _scan(top, root, user, found)
     found.sort(key=lambda item: item[0])
-    for display, path, kind in found:
-        yield display, Path(path), kind
+    yield from found
+
+
+def _scan(folder: str, root: str, user: tuple[str, ...], found: list[tuple[str, str, str]]) -> None:
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return  # os.walk skips a folder it cannot list, and so does the linter
+    subfolders: list[os.DirEntry[str]] = []
+    real_folder = os.path.realpath(folder) if user else ""
+    with entries:
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subfolders.append(entry)
+                continue
+            path = entry.path
+            kind = classify(path)
+            if kind is None:
+                continue
+            if user:
+                # A symlinked file resolves elsewhere; every other file sits in its real folder.
+                real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+                if _excluded(path, user, root, real):
+                    continue
+            found.append((os.path.normpath(path), path, kind))
+    for entry in subfolders:
+        if _excluded(entry.name, DEFAULT_EXCLUDE, root):
+            continue
+        if user:
+            real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+            if _excluded(entry.path, user, root, real):
+                continue
+        if not entry.is_symlink():  # like os.walk: list a linked folder, never enter it
+            _scan(entry.path, root, user, found)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-_KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)[ \t]*:", re.M)
+from dispatch_kit.lint.patterns import lazy
+
+_KEY_LINE = lazy(r"^([A-Za-z_][\w-]*)[ \t]*:", re.M)
 
 
 class Frontmatter(NamedTuple):
@@ -52,15 +54,18 @@ def split(text: str) -> Frontmatter | None:
 
 
 # A "key: plain text" line whose value YAML would read as that same string.
-_SIMPLE_LINE = re.compile(
-    r"([A-Za-z_][\w-]*):(?:[ \t]+([^\s'\"\[\]{}&*!|>%@`#,?:-][^\n]*?))?[ \t]*"
-)
-_NOT_A_STRING = re.compile(
+_SIMPLE_LINE = lazy(r"([A-Za-z_][\w-]*):(?:[ \t]+([^\s'\"\[\]{}&*!|>%@`#,?:-][^\n]*?))?[ \t]*")
+_NOT_A_STRING = lazy(
     r"(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
     r"|null|Null|NULL|~|[-+]?(?:\d[\d_]*)?(?:\.\d*)?(?:[eE][-+]?\d+)?|[-+]?\.(?:inf|Inf|INF)"
     r"|\.(?:nan|NaN|NAN)|0x[0-9a-fA-F_]+|0o?[0-7_]+|[-+]?[\d_]+(?::[0-5]?\d)+(?:\.\d*)?"
     r"|\d{4}-\d\d?-\d\d?.*)"
 )
+
+# Every value _NOT_A_STRING matches starts with one of these or a digit of any
+# script (``\d``), or is empty: a description starting with anything else needs
+# no regular expression.
+_NOT_A_STRING_STARTS = frozenset("yYnNtTfFoOeE~+-._0123456789") | {""}
 
 
 def _plain(value: str | None) -> bool:
@@ -70,7 +75,10 @@ def _plain(value: str | None) -> bool:
         and " #" not in value
         and ": " not in value
         and "\t" not in value
-        and _NOT_A_STRING.fullmatch(value) is None
+        and (
+            (value[:1] not in _NOT_A_STRING_STARTS and not value[:1].isdecimal())
+            or _NOT_A_STRING.fullmatch(value) is None
+        )
     )
 
 

@@ -14,31 +14,28 @@ from __future__ import annotations
 import re
 
 from dispatch_kit.lint import suppress
+from dispatch_kit.lint.patterns import lazy
 
 DISPATCH_KINDS = frozenset({"execute", "plan", "executor", "retry", "dispatch"})
 PROMPT_KINDS = DISPATCH_KINDS | {"inspect"}
 ALL_KINDS = PROMPT_KINDS | {"none", "unknown"}
 HEADER_LINES = 5
 
-MARKER = re.compile(
-    r"[ \t]*(?:#{1,6}[ \t]+)?(?:\*\*)?\[(execute|plan|inspect|executor|retry)\]", re.I
-)
-_HTML_COMMENT_LINE = re.compile(r"\s*<!--.*?-->\s*$")
-_JINJA_TAG = re.compile(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.S)
-_WORKDIR_LABEL = re.compile(
-    r"^\W{0,8}(?:working[ -]dir(?:ectory)?|cwd)\b[^:\n]{0,20}:", re.I | re.M
-)
-_CRITERIA_LABEL = re.compile(r"^\W{0,8}exit[ -]criteri", re.I | re.M)
-_TASK_LABEL = re.compile(r"^\W{0,8}(?:your )?task\b", re.I | re.M)
-_RETRY_START = re.compile(r"\W{0,12}(?:previous attempt|retry\b|attempt \d)", re.I)
-_AGENT_LABEL = re.compile(
+MARKER = lazy(r"[ \t]*(?:#{1,6}[ \t]+)?(?:\*\*)?\[(execute|plan|inspect|executor|retry)\]", re.I)
+_HTML_COMMENT_LINE = lazy(r"\s*<!--.*?-->\s*$")
+_JINJA_TAG = lazy(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.S)
+_WORKDIR_LABEL = lazy(r"^\W{0,8}(?:working[ -]dir(?:ectory)?|cwd)\b[^:\n]{0,20}:", re.I | re.M)
+_CRITERIA_LABEL = lazy(r"^\W{0,8}exit[ -]criteri", re.I | re.M)
+_TASK_LABEL = lazy(r"^\W{0,8}(?:your )?task\b", re.I | re.M)
+_RETRY_START = lazy(r"\W{0,12}(?:previous attempt|retry\b|attempt \d)", re.I)
+_AGENT_LABEL = lazy(
     r"^[ \t]*[*_]{0,2}(?:target[ \t]+)?(?:sub)?agent(?:[ _]type)?[*_]{0,2}[ \t]*:[*_]{0,2}[ \t]*"
     r"`?(?P<name>[A-Za-z0-9][\w.:-]*)`?[ \t]*$",
     re.I | re.M,
 )
 AGENT_LABEL_LINES = 12
-_CLAIM = re.compile(r"\bclaim", re.I)
-_SPAWN = re.compile(r"\b(?:spawn|dispatch)", re.I)
+_CLAIM = lazy(r"\bclaim", re.I)
+_SPAWN = lazy(r"\b(?:spawn|dispatch)", re.I)
 
 
 def mask_template(text: str) -> tuple[str, list[tuple[int, int]]]:
@@ -147,6 +144,9 @@ def _agent_label(text: str, start: int) -> str | None:
             end = len(text)
             break
         end = nl + 1
+    # Only a line that says "agent" can be the label; its pattern costs ~2 ms to compile.
+    if "agent" not in text[start:end].lower():
+        return None
     match = _AGENT_LABEL.search(text, start, end)
     return match.group("name") if match else None
 

@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple
+
+from dispatch_kit.lint.patterns import lazy
 
 if TYPE_CHECKING:
     from dispatch_kit.lint.document import Region
 
-NEGATION = re.compile(
+NEGATION = lazy(
     r"\b(?:not|never|no|none|nothing|don't|doesn't|mustn't|shouldn't|won't|cannot|can't|"
     r"avoid|avoids|without|instead of|rather than|nor|forbidden|prohibited|refrain from)\b"
 )
-_HYPOTHETICAL = re.compile(r"\b(?:would|could|might)\b")
+_HYPOTHETICAL = lazy(r"\b(?:would|could|might)\b")
 # A negation governs its own clause; a new clause starts after these.
-_CLAUSE_RESET = re.compile(r"[;:]|,\s*(?:and|but|then|so)\b|\bbut\b|\bthen\b|\bhowever\b")
-_HEADING = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
-_ITEM = re.compile(r"([ \t]*)(?:[-*+]|\d{1,3}[.)])[ \t]+")
-_FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
-_SENTENCE_END = re.compile(r"[.!?](?=\s)")
+_CLAUSE_RESET = lazy(r"[;:]|,\s*(?:and|but|then|so)\b|\bbut\b|\bthen\b|\bhowever\b")
+_HEADING = lazy(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
+_ITEM = lazy(r"([ \t]*)(?:[-*+]|\d{1,3}[.)])[ \t]+")
+_FENCE = lazy(r"[ \t]{0,3}(`{3,}|~{3,})")
+_SENTENCE_END = lazy(r"[.!?](?=\s)")
 _SPECIAL_STARTS = frozenset("#-*+`~|0123456789")  # headings, list items, fences, tables
 
 
@@ -196,16 +198,7 @@ def matches(
     the words (``reach`` characters before and after) comes next: no match
     there, no match in any sentence.
     """
-    lower = region.lower
-    offsets: list[int] = []
-    for word in words:
-        if not isinstance(word, str):
-            offsets.extend(m.start() for m in word.finditer(lower))
-            continue
-        found = lower.find(word)
-        while found >= 0:
-            offsets.append(found)
-            found = lower.find(word, found + 1)
+    offsets = _offsets(region.lower, words)
     if not offsets:
         return
     if not anchored and not _near(region.flat, pattern, offsets, reach or (_REACH, _REACH)):
@@ -262,3 +255,75 @@ def find_asked(
             if not sentence.negated_at(later.start()):
                 yield sentence.start + later.start(), later.group(0)
                 break
+
+
+_SENTENCE_MARK = lazy(r"[.!?]")
+
+
+def all_negated(
+    region: Region,
+    anywhere: re.Pattern[str],
+    words: Words = (),
+    starts: Callable[[str, int], Iterable[int]] | None = None,
+) -> bool:
+    """Whether every place ``anywhere`` matches the flattened text is plainly forbidden.
+
+    ``anywhere`` must match wherever the rule's own pattern matches inside a
+    sentence (the same pattern, minus look-arounds that would see past the
+    sentence). Each place it could start is then tested for a negation earlier
+    on its line, in the same sentence and clause ("Do not start servers"). When
+    all are, no sentence can hold an unforbidden match and the caller skips
+    sentence splitting, the dearest step of a prompt's lint; when one is not,
+    the caller runs its full, exact check.
+
+    Without ``starts`` every start in the text is tried. With it, only the
+    places ``starts(flat, offset)`` gives for each offset of ``words`` are:
+    every match holds one of the words, and the caller knows how far before
+    it the match can start. A few anchored matches cost far less than a search
+    of the whole text.
+    """
+    flat = region.flat
+    lower = region.lower
+    if starts is None:
+        match = anywhere.search(flat)
+        while match is not None:
+            at = match.start()
+            if not _negated_before(lower, at):
+                return False
+            match = anywhere.search(flat, at + 1)  # every start, overlapping ones too
+        return True
+    # Offsets in the flattened text: a key word broken over two lines still counts.
+    for offset in _offsets(flat, words):
+        for at in starts(flat, offset):
+            if anywhere.match(flat, at) is not None and not _negated_before(lower, at):
+                return False
+    return True
+
+
+def _offsets(text: str, words: Words) -> list[int]:
+    """Where each of ``words`` (literals or patterns) occurs in ``text``."""
+    offsets: list[int] = []
+    for word in words:
+        if not isinstance(word, str):
+            offsets.extend(m.start() for m in word.finditer(text))
+            continue
+        found = text.find(word)
+        while found >= 0:
+            offsets.append(found)
+            found = text.find(word, found + 1)
+    return offsets
+
+
+def _negated_before(lower: str, at: int) -> bool:
+    """A sufficient test for ``Sentence.negated_at``: a negation before ``at`` on its line
+    with no sentence end and no clause break in between (so it is in the same clause)."""
+    last = None
+    for found in NEGATION.finditer(lower, lower.rfind("\n", 0, at) + 1, at):
+        last = found
+    if last is None:
+        return False
+    start = last.start()
+    return (
+        _SENTENCE_MARK.search(lower, start, at) is None
+        and _CLAUSE_RESET.search(lower, start, at) is None
+    )

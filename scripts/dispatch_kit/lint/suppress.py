@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import re
 
-MARKDOWN = re.compile(r"<!--\s*dispatch-kit:\s*(.*?)\s*-->")
-JINJA = re.compile(r"\{#-?\s*dispatch-kit:\s*(.*?)\s*-?#\}", re.S)
-HASH = re.compile(r"(?:^|(?<=\s))#[ \t]*dispatch-kit:[ \t]*(.*?)[ \t]*$", re.M)
+from dispatch_kit.lint.patterns import lazy
+
+MARKDOWN = lazy(r"<!--\s*dispatch-kit:\s*(.*?)\s*-->")
+JINJA = lazy(r"\{#-?\s*dispatch-kit:\s*(.*?)\s*-?#\}", re.S)
+HASH = lazy(r"(?:^|(?<=\s))#[ \t]*dispatch-kit:[ \t]*(.*?)[ \t]*$", re.M)
 STYLES = {
     "markdown": (MARKDOWN,),
     "jinja": (JINJA,),  # an HTML comment in a template is output, not a directive
@@ -32,8 +34,8 @@ ACTIONS = ("ignore-next-line", "ignore-file")
 SETTINGS = ("kind", "agent")
 KINDS = ("execute", "plan", "inspect", "executor", "retry", "dispatch", "none")
 KIND_ALIASES = {"worker": "execute"}
-_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})(.*)$", re.M)
-_TOKEN_SPLIT = re.compile(r"[\s,]+")
+_FENCE = lazy(r"^[ \t]{0,3}(`{3,}|~{3,})(.*)$", re.M)
+_TOKEN_SPLIT = lazy(r"[\s,]+")
 
 
 class Directive:

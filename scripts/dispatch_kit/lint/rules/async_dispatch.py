@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dispatch_kit.lint.document import Region
 from dispatch_kit.lint.kinds import PROMPT_KINDS
 from dispatch_kit.lint.patterns import lazy
-from dispatch_kit.lint.prose import find_asked, matches
+from dispatch_kit.lint.prose import all_negated, find_asked, matches
 from dispatch_kit.lint.registry import Example, Hit, Rule
 from dispatch_kit.lint.rules._shared import BLOCK
 
@@ -68,6 +68,7 @@ _TIMEOUT_DETECTION = lazy(
     r"|\b(?:cancel|kill|stop)\w*\b[^.]{0,40}?\b(?:after|if|when|once)\b[^.]{0,30}?\d"
 )
 _LOOP_WORDS = ("poll", "keep ", "retry", "loop", "repeatedly", lazy(r"every[ \t]+\d"))
+_LOOP_STRINGS = ("poll", "keep ", "retry", "loop", "repeatedly", "every")
 _FAN_OUT_WORDS = ("parallel", "concurrent", "simultaneous", "at once", "background", "fan")
 _BACKGROUND_WORDS = ("background", "blocking", "asynchron", "async")
 FAN_OUT_KINDS = frozenset({"execute", "plan", "retry", "dispatch"})
@@ -77,8 +78,21 @@ DISPATCHING = frozenset({"execute", "plan", "executor", "retry", "dispatch"})
 _BOUND_WORDS = ("at most", "more than", "up to", "max", "cap", "limit")
 
 
+# Every _WIP_LIMIT match holds one of these: a text without any skips its search.
+_WIP_WORDS = (
+    "wip",
+    "in waves",
+    "in batches",
+    "in groups",
+    "at a time",
+    "flight",
+    "concurren",
+    "job",
+)
+
+
 def has_wip_limit(region: Region) -> bool:
-    if _WIP_LIMIT.search(region.lower):
+    if region.mentions(_WIP_WORDS) and _WIP_LIMIT.search(region.lower):
         return True
     return any(_CONCURRENCY.search(s.text) for s, _ in matches(region, _BOUND, _BOUND_WORDS))
 
@@ -93,6 +107,12 @@ def _check_wip(region: Region) -> Iterator[Hit]:
 
 
 def _check_loop(region: Region) -> Iterator[Hit]:
+    # _LOOP has no anchors or look-arounds, so it serves as its own whole-text test;
+    # each match starts at one of the words, or at most 8 characters before "loop".
+    if not region.mentions(_LOOP_STRINGS) or all_negated(
+        region, _LOOP, _LOOP_WORDS, lambda _, offset: range(max(0, offset - 8), offset + 1)
+    ):
+        return
     for sentence, match in matches(region, _LOOP, _LOOP_WORDS):
         if sentence.negated_at(match.start()):
             continue

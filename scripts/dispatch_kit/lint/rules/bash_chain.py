@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dispatch_kit.lint.agents import find_agent
 from dispatch_kit.lint.document import Region
 from dispatch_kit.lint.kinds import PROMPT_KINDS
 from dispatch_kit.lint.patterns import lazy
@@ -69,6 +68,8 @@ _READS_WRITTEN = lazy(
 def _check_bashless(region: Region) -> Iterator[Hit]:
     if not region.agent:
         return
+    from dispatch_kit.lint.agents import find_agent  # it needs pathlib; most prompts name no agent
+
     info = find_agent(region.agent, region.doc.base_dir)
     if info is None or info.has_bash:
         return
@@ -84,7 +85,24 @@ def _check_bashless(region: Region) -> Iterator[Hit]:
         )
 
 
+def _says_commit(lower: str) -> bool:
+    """Whether "commit" starts a word somewhere (every _HAND_BACK match has one).
+
+    "Leave changes uncommitted" is in every worker prompt; without this test
+    it made each of them compile the rule's large pattern and search around it.
+    """
+    found = lower.find("commit")
+    while found >= 0:
+        before = lower[found - 1] if found else " "
+        if not (before.isalnum() or before == "_"):
+            return True
+        found = lower.find("commit", found + 1)
+    return False
+
+
 def _check_hand_back(region: Region) -> Iterator[Hit]:
+    if not _says_commit(region.lower):
+        return
     for offset, _ in find_asked(region, _HAND_BACK, ("commit",), reach=(260, 12)):
         yield region.at(offset)
 

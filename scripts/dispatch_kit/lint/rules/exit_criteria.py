@@ -114,10 +114,59 @@ def vague_reason(item: str) -> str | None:
     from dispatch_kit.vague_criteria import vague_reason as shell_vague_reason
 
     span = _CODE_SPAN.search(text)
-    reason = shell_vague_reason(span.group(2) if span else text)
+    command = span.group(2) if span else text
+    if _surely_runnable(command):
+        return None  # what the validator would say, without its shell tokenizer
+    reason = shell_vague_reason(command)
     if reason is None and not span:
         reason = _sentence_reason(text)
     return reason
+
+
+# Characters that make shell tokenizing differ from splitting at blanks: quotes,
+# escapes, comments, operators, and blanks other than space, tab, CR and LF.
+_UNSPLIT = frozenset("'\"\\#();<>|&\x0b\x0c\x1c\x1d\x1e\x1f")
+# Any of these in a word means it is no plain English word or number.
+_SHELLISH = frozenset("/=$*:@%+~[]{}")
+_ASSIGNMENT = lazy(r"[A-Za-z_][A-Za-z0-9_]*=")
+_PROGRAM = lazy(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def _surely_runnable(command: str) -> bool:
+    """True only where :func:`dispatch_kit.vague_criteria.vague_reason` says None.
+
+    Most listed criteria are ordinary commands (``python3 -m pytest -q``). The
+    validator proves that by tokenizing each with :mod:`shlex`, which is most
+    of the cost of this rule over a thousand prompts. Without quotes, escapes,
+    comments or operators the tokens are the blank-separated words, so the
+    validator's checks can be read off them here: a word that is no plain
+    word (it has an option dash, a path, an ``=``, an inner dot) rules out
+    prose, and then the first word after assignments must be a program name,
+    a path, a variable or a shell word. Anything less clear returns False and
+    the validator decides.
+    """
+    stripped = command.strip()
+    if not stripped or stripped[0] == "#" or not stripped.isascii():
+        return False
+    if not _UNSPLIT.isdisjoint(stripped):
+        return False
+    words = stripped.split()
+    if not any(w[0] == "-" or "." in w[:-1] or not _SHELLISH.isdisjoint(w) for w in words):
+        return False  # every word may be plain English: the validator's prose test decides
+    from dispatch_kit.vague_criteria import SHELL_WORDS
+
+    index = 0
+    while index < len(words) and (_ASSIGNMENT.match(words[index]) or words[index] in ("!", "{")):
+        index += 1
+    if index >= len(words):
+        return True
+    first = words[index]
+    return (
+        first in SHELL_WORDS
+        or "/" in first
+        or first.startswith("$")
+        or _PROGRAM.fullmatch(first) is not None
+    )
 
 
 def _sentence_reason(text: str) -> str | None:

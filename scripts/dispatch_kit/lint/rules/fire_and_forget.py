@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from dispatch_kit.lint.document import Region
 from dispatch_kit.lint.patterns import lazy
-from dispatch_kit.lint.prose import find_asked, matches
+from dispatch_kit.lint.prose import all_negated, find_asked, matches
 from dispatch_kit.lint.registry import Example, Hit
 from dispatch_kit.lint.rules._shared import BLOCK, family
 
@@ -30,8 +30,9 @@ _CLAIM_AFTER = lazy(
     + r"\w*\b[^.]{0,60}?\b(?:afterwards|after (?:spawn|dispatch|start|launch)\w*"
     r"|after the (?:spawn|worker|dispatch))"
 )
-_WAIT = lazy(
-    r"(?:^|[,;:(][ \t]*|\b(?:and|then|you)[ \t]+(?:will[ \t]+|should[ \t]+|must[ \t]+|then[ \t]+)?)"
+_WAIT_SOURCE = (
+    r"(?:{start}|[,;:(][ \t]*|\b(?:and|then|you)[ \t]+"
+    r"(?:will[ \t]+|should[ \t]+|must[ \t]+|then[ \t]+)?)"
     r"(?:wait(?:s|ing)?[ \t]+(?:for|on|until)\b|block(?:s|ing)?[ \t]+(?:on|until)\b|"
     r"poll(?:s|ing)?\b|monitor(?:s|ing)?\b|watch(?:es|ing)?\b|track(?:s|ing)?\b|"
     r"check(?:s|ing)?[ \t]+(?:on|back)\b|follow(?:s|ing)?[ \t]+up[ \t]+on\b|supervis\w*)"
@@ -39,6 +40,10 @@ _WAIT = lazy(
     r"each|all|every|status|outputs?)\b"
     r"|\bsessions_yield\b|\bawait\b"
 )
+_WAIT = lazy(_WAIT_SOURCE.replace("{start}", "^"))
+# Over the whole text a sentence start is any place after white space (or the
+# very start), so this matches wherever _WAIT matches in some sentence.
+_WAIT_ANYWHERE = lazy(_WAIT_SOURCE.replace("{start}", r"(?<!\S)"))
 _CAP = lazy(
     r"\b(?:at most|no more than|not more than|maximum(?: of)?|max\.?|up to|"
     r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*[:=]?[ \t]*\d+|\u2264[ \t]*\d+|"
@@ -76,7 +81,37 @@ _WAIT_WORDS = (
 )
 
 
+_LEAD_WORDS = frozenset({"and", "then", "you", "will", "should", "must"})
+
+
+def _wait_starts(flat: str, verb: int) -> range:
+    """Where a _WAIT match can start whose verb (a key word) is at ``verb``.
+
+    What can precede the verb is short: "and then ", "you must ", ", " or
+    "(", or nothing ("await", one character earlier, counts too).
+    """
+    lead = verb - 1
+    at = verb
+    for _ in range(2):
+        while at > 0 and flat[at - 1] in " \t":
+            at -= 1
+        if at > 0 and flat[at - 1] in ",;:(":
+            return range(max(0, min(lead, at - 1)), verb + 1)
+        start = at
+        while start > 0 and flat[start - 1].isalpha():
+            start -= 1
+        if flat[start:at] not in _LEAD_WORDS:
+            break
+        lead = min(lead, start)
+        at = start
+    return range(max(0, lead), verb + 1)
+
+
 def _check_wait(region: Region) -> Iterator[Hit]:
+    if not region.mentions(_WAIT_WORDS) or all_negated(
+        region, _WAIT_ANYWHERE, _WAIT_WORDS, _wait_starts
+    ):
+        return  # nothing asked for: no need to split the prompt into sentences
     for offset, _ in find_asked(region, _WAIT, _WAIT_WORDS, anchored=True):
         yield region.at(offset)
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import PurePosixPath
 
 from dispatch_kit.lint.document import Document, Region
 from dispatch_kit.lint.kinds import PROMPT_KINDS
 from dispatch_kit.lint.patterns import lazy
-from dispatch_kit.lint.prose import matches
+from dispatch_kit.lint.prose import all_negated, matches
 from dispatch_kit.lint.registry import Example, Hit, Rule
 from dispatch_kit.lint.rules._shared import BLOCK
 
@@ -42,16 +41,21 @@ _MODEL = lazy(
     r"|\bmodel[ \t]*[:=][ \t]*[\"'`]?(?:opus|sonnet|haiku)\b",
     re.I,
 )
-_SERVER = lazy(
+_SERVER_SOURCE = (
     r"\b(?:start|launch|spin up|boot|fire up|bring up|run|keep)[ \t]+"
     r"(?:(?:a|an|the|your|up|local|dev|development|web|http|https|api|backend|frontend|background|new|mock|test|long-running)"
     r"[ \t]+){0,3}(?:servers?|daemons?|watchers?)\b"
     r"|\b(?:npm|pnpm|yarn|bun)[ \t]+(?:run[ \t]+)?(?:start|dev|serve|watch)\b"
     r"|\bpython3?[ \t]+-m[ \t]+http\.server\b|\bflask[ \t]+run\b"
     r"|\b(?:uvicorn|gunicorn|hypercorn)[ \t]+\S"
-    r"|\brails[ \t]+(?:s|server)\b|\bdocker[- ]compose[ \t]+up\b(?![^\n]*[ \t]-d\b)|\bnohup\b"
+    r"|\brails[ \t]+(?:s|server)\b|\bdocker[- ]compose[ \t]+up\b{detached}|\bnohup\b"
     r"|\bmanage\.py[ \t]+runserver\b|\bnext[ \t]+dev\b|\bjekyll[ \t]+serve\b|\bhugo[ \t]+server\b"
 )
+_SERVER = lazy(_SERVER_SOURCE.replace("{detached}", r"(?![^\n]*[ \t]-d\b)"))
+# The same pattern without its only look-ahead, for the flattened text: it
+# matches wherever _SERVER matches in some sentence, so a prompt where it finds
+# nothing (or only prohibitions) needs no sentence splitting.
+_SERVER_ANYWHERE = lazy(_SERVER_SOURCE.replace("{detached}", ""))
 
 
 def _path(group: str) -> str:
@@ -132,7 +136,38 @@ def _check_model(region: Region) -> Iterator[Hit]:
 _QUESTION = lazy(r"\bwhether\b|\?\s*$")
 
 
+def _server_starts(flat: str, word: int) -> list[int]:
+    """Where a _SERVER match holding the key word at ``word`` can start.
+
+    Every alternative starts a word (``\\b`` then a letter), at most five
+    blank-separated tokens before the key word: "spin up a local dev server",
+    "python3 -m http.server". A run of more than 40 blanks could stretch a
+    match further, so then every word start from the top of the text counts.
+    """
+    at = word
+    while at > 0 and flat[at - 1] not in " \t":
+        at -= 1
+    for _ in range(5):
+        gap = at
+        while at > 0 and flat[at - 1] in " \t":
+            at -= 1
+        if gap - at > 40:  # unusual spacing: fall back to the whole stretch
+            at = 0
+            break
+        while at > 0 and flat[at - 1] not in " \t":
+            at -= 1
+    return [match.start() for match in _WORD_START.finditer(flat, at, word + 1)]
+
+
+_WORD_START = lazy(r"(?<!\w)\w")
+
+
 def _check_server(region: Region) -> Iterator[Hit]:
+    # Every worker prompt says "do not start servers": settle that without sentences.
+    if not region.mentions(_SERVER_WORDS) or all_negated(
+        region, _SERVER_ANYWHERE, _SERVER_WORDS, _server_starts
+    ):
+        return
     for sentence, match in matches(region, _SERVER, _SERVER_WORDS, anchored=True):
         if sentence.negated_at(match.start()) or _QUESTION.search(sentence.text):
             continue  # forbidden, or asked about ("does it start a server?"), not asked for
@@ -142,6 +177,8 @@ def _check_server(region: Region) -> Iterator[Hit]:
 def _inside(path: str, workdir: str | None) -> bool:
     if workdir is None or not workdir.startswith("/") or not path.startswith("/"):
         return False
+    from pathlib import PurePosixPath  # only prompts naming absolute paths get here
+
     try:
         PurePosixPath(path.rstrip(".,;:)")).relative_to(PurePosixPath(workdir))
     except ValueError:

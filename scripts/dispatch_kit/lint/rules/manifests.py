@@ -9,9 +9,7 @@ one ``dispatch-kit manifests --check`` runs (this pack derives
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from dispatch_kit.lint.document import Document
@@ -51,6 +49,8 @@ def _key_line(doc: Document, key: str) -> tuple[int, int]:
 
 def _load(doc: Document) -> tuple[Any, Hit | None]:
     if "json" not in doc.cache:
+        import json  # only manifests need it; a Markdown-only lint skips the import
+
         try:
             doc.cache["json"] = (json.loads(doc.text, object_pairs_hook=_pairs), None)
         except json.JSONDecodeError as exc:
@@ -61,6 +61,8 @@ def _load(doc: Document) -> tuple[Any, Hit | None]:
 
 
 def _check_manifest(doc: Document) -> Iterator[Hit]:
+    from pathlib import Path  # manifests only; a Markdown-only lint never loads pathlib
+
     data, error = _load(doc)
     if error:
         yield error

@@ -10,6 +10,7 @@ agent silently runs without them.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
@@ -133,9 +134,9 @@ def _check_flow(doc: Document) -> Iterator[Hit]:
 
 def _check_folder(doc: Document) -> Iterator[Hit]:
     data, _ = parsed(doc)
-    if not data or doc.fs_path is None or not isinstance(data.get("name"), str):
+    if not data or doc.fs_name is None or not isinstance(data.get("name"), str):
         return
-    folder = os.path.basename(os.path.dirname(os.path.abspath(doc.fs_path)))
+    folder = os.path.basename(os.path.dirname(os.path.abspath(doc.fs_name)))
     if data["name"] != folder:
         yield (
             _line(doc, "name"),
@@ -185,14 +186,33 @@ def _check_length(doc: Document) -> Iterator[Hit]:
 
 
 def _check_links(doc: Document) -> Iterator[Hit]:
-    if doc.fs_path is None:
+    if doc.fs_name is None:
         return
-    folder = doc.fs_path.parent
+    folder = os.path.dirname(doc.fs_name)
     for match in _LINK.finditer(doc.text):
         target = match.group("target") or match.group("def")
-        if not (folder / target).exists():
+        if not _exists(folder, target):
             offset = match.start("target") if match.group("target") else match.start("def")
             yield doc.at(offset, f"link target '{target}' does not exist next to this skill")
+
+
+def _exists(folder: str, target: str) -> bool:
+    """``(Path(folder) / target).exists()`` without pathlib (a cold start saves ~4 ms).
+
+    The same path pathlib would build (empty and "." parts dropped, so a
+    trailing slash does not count) and the same errors: missing is False,
+    anything else stat reports is raised, as ``Path.exists`` does.
+    """
+    parts = [part for part in target.split("/") if part not in ("", ".")]
+    try:
+        os.stat(os.path.join(folder, *parts))
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            return False
+        raise
+    except ValueError:
+        return False
+    return True
 
 
 def _check_tools(doc: Document) -> Iterator[Hit]:
