@@ -51,6 +51,7 @@ PROSE = {
     "is",
     "it",
     "its",
+    "knows",
     "maintainers",
     "of",
     "on",
