@@ -9,6 +9,7 @@ is not guessed at: the Bash-chain rule stays silent rather than be wrong.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -16,6 +17,8 @@ from dispatch_kit.lint import frontmatter
 
 if TYPE_CHECKING:  # loaded in find_agent: skill rules need only tool_list, not pathlib
     from pathlib import Path
+
+    from dispatch_kit.lint.document import Document
 
 
 class AgentInfo(NamedTuple):
@@ -102,6 +105,27 @@ def _agent_at(path: Path) -> AgentInfo | None:
         tool_list(data.get("tools")),
         tool_list(data.get("disallowedTools")) or (),
     )
+
+
+_NEAR: dict[tuple[str, str, str], AgentInfo | None] = {}
+
+
+def find_agent_near(name: str, doc: Document) -> AgentInfo | None:
+    """``find_agent(name, doc.base_dir)``, remembered per agent name and folder.
+
+    A thousand prompts in a few folders name the same few agents; resolving
+    each prompt's folder and walking its parents again cost more than the rest
+    of the rule. The answer depends only on the name and the folder (its
+    lookups are cached per run already), so it is kept under the folder as
+    given plus the working directory a relative folder is resolved against.
+    """
+    fs_name = doc.fs_name
+    if fs_name is None or doc.given_base_dir:  # stdin, a hook's prompt: a folder given
+        return find_agent(name, doc.base_dir)
+    key = (name, os.getcwd(), os.path.dirname(fs_name))
+    if key not in _NEAR:
+        _NEAR[key] = find_agent(name, doc.base_dir)
+    return _NEAR[key]
 
 
 @cache

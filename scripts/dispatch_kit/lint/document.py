@@ -81,6 +81,11 @@ class Document:
 
         return Path(self._fs_path)
 
+    @property
+    def given_base_dir(self) -> bool:
+        """Whether the caller named the base folder (else it is the file's own)."""
+        return self._base_dir is not None
+
     @cached_property
     def base_dir(self) -> Path | None:
         """The folder relative names are resolved from: the given one, else the file's."""

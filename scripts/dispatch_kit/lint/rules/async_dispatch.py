@@ -8,12 +8,12 @@ retry loop, and detection of a delegate that hung.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from dispatch_kit.lint.document import Region
 from dispatch_kit.lint.kinds import PROMPT_KINDS
-from dispatch_kit.lint.patterns import lazy
-from dispatch_kit.lint.prose import all_negated, find_asked, matches
+from dispatch_kit.lint.patterns import lazy, search_words
+from dispatch_kit.lint.prose import _offsets, all_negated, find_asked, matches
 from dispatch_kit.lint.registry import Example, Hit, Rule
 from dispatch_kit.lint.rules._shared import BLOCK
 
@@ -91,8 +91,27 @@ _WIP_WORDS = (
 )
 
 
+# A _WIP_LIMIT match starts at one of _WIP_WORDS or at a count before it
+# ("3 at a time", "2 in-flight", "--jobs"); no key word starts with these.
+_WIP_BACK = " \t0123456789-in"
+# Every _TIMEOUT_DETECTION match starts at one of these.
+_TIMEOUT_STARTS = (
+    "time",
+    "deadline",
+    "hung",
+    "hang",
+    "stale",
+    "stuck",
+    "heartbeat",
+    "sweep",
+    "cancel",
+    "kill",
+    "stop",
+)
+
+
 def has_wip_limit(region: Region) -> bool:
-    if region.mentions(_WIP_WORDS) and _WIP_LIMIT.search(region.lower):
+    if search_words(_WIP_LIMIT, region.lower, _WIP_WORDS, _WIP_BACK):
         return True
     return any(_CONCURRENCY.search(s.text) for s, _ in matches(region, _BOUND, _BOUND_WORDS))
 
@@ -106,12 +125,50 @@ def _check_wip(region: Region) -> Iterator[Hit]:
             return
 
 
+def _loop_starts(flat: str, offset: int) -> Iterable[int]:
+    """Where a _LOOP match holding the key word at ``offset`` can start.
+
+    Every alternative but one opens with a key word ("poll", "keep ", "retry",
+    "repeatedly", "every N"), so the match starts on it. Only "loop" can come
+    after the start: "wait loop", "polling loop", at most 8 characters before.
+    """
+    if flat.startswith("loop", offset):
+        return range(max(0, offset - 8), offset + 1)
+    return (offset,)
+
+
+def _stop_beside_each_loop(region: Region) -> bool:
+    """A sufficient test for "every loop has its stop condition", without sentences.
+
+    Every _LOOP match holds one of _LOOP_WORDS, so the line of each key word
+    belongs to the paragraph (or list item) of any loop sentence. When that
+    line also holds a _STOP match with no ``.``, ``!`` or ``?`` inside it, the
+    match lies within one sentence of that paragraph, which is what the rule
+    accepts ("poll every 30 s until the run ends"). A fence line (```) is in
+    no paragraph, so it sends the prompt to the exact check.
+    """
+    lower = region.lower
+    for offset in _offsets(region.flat, _LOOP_WORDS):
+        start = lower.rfind("\n", 0, offset) + 1
+        end = lower.find("\n", offset)
+        end = len(lower) if end < 0 else end
+        if lower[start:end].lstrip()[:3] in ("```", "~~~"):
+            return False
+        for stop in _STOP.finditer(lower, start, end):
+            found = stop.group(0)
+            if "." not in found and "!" not in found and "?" not in found:
+                break
+        else:
+            return False
+    return True
+
+
 def _check_loop(region: Region) -> Iterator[Hit]:
     # _LOOP has no anchors or look-arounds, so it serves as its own whole-text test;
     # each match starts at one of the words, or at most 8 characters before "loop".
-    if not region.mentions(_LOOP_STRINGS) or all_negated(
-        region, _LOOP, _LOOP_WORDS, lambda _, offset: range(max(0, offset - 8), offset + 1)
-    ):
+    if not region.mentions(_LOOP_STRINGS) or all_negated(region, _LOOP, _LOOP_WORDS, _loop_starts):
+        return
+    if _stop_beside_each_loop(region):
         return
     for sentence, match in matches(region, _LOOP, _LOOP_WORDS):
         if sentence.negated_at(match.start()):
@@ -121,7 +178,9 @@ def _check_loop(region: Region) -> Iterator[Hit]:
 
 
 def _check_background(region: Region) -> Iterator[Hit]:
-    if not region.mentions(_BACKGROUND_WORDS) or _TIMEOUT_DETECTION.search(region.lower):
+    if not region.mentions(_BACKGROUND_WORDS) or search_words(
+        _TIMEOUT_DETECTION, region.lower, _TIMEOUT_STARTS
+    ):
         return
     for offset, _ in find_asked(region, _BACKGROUND, _BACKGROUND_WORDS):
         yield region.at(offset)

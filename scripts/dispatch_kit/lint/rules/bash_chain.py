@@ -68,9 +68,9 @@ _READS_WRITTEN = lazy(
 def _check_bashless(region: Region) -> Iterator[Hit]:
     if not region.agent:
         return
-    from dispatch_kit.lint.agents import find_agent  # it needs pathlib; most prompts name no agent
+    from dispatch_kit.lint.agents import find_agent_near  # pathlib; most prompts name no agent
 
-    info = find_agent(region.agent, region.doc.base_dir)
+    info = find_agent_near(region.agent, region.doc)
     if info is None or info.has_bash:
         return
     tools = ", ".join(info.tools or ())
@@ -118,7 +118,9 @@ _PARALLEL_WORDS = (
 
 
 def _check_parallel(region: Region) -> Iterator[Hit]:
-    sentences = region.sentences if region.mentions(_PARALLEL_WORDS) else []
+    if not region.mentions(_PARALLEL_WORDS):
+        return  # matches() would find none of the words either: scan for them once
+    sentences = region.sentences
     for sentence, match in matches(region, _PARALLEL, _PARALLEL_WORDS):
         if sentence.negated_at(match.start()):
             continue

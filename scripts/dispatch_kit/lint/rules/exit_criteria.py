@@ -123,9 +123,11 @@ def vague_reason(item: str) -> str | None:
     return reason
 
 
-# Characters that make shell tokenizing differ from splitting at blanks: quotes,
+# Characters that make shell tokenizing differ from splitting at blanks:
 # escapes, comments, operators, and blanks other than space, tab, CR and LF.
-_UNSPLIT = frozenset("'\"\\#();<>|&\x0b\x0c\x1c\x1d\x1e\x1f")
+# Quotes are handled apart (see _balanced).
+_UNSPLIT = frozenset("\\#();<>|&\x0b\x0c\x1c\x1d\x1e\x1f")
+_QUOTES = frozenset("'\"")
 # Any of these in a word means it is no plain English word or number.
 _SHELLISH = frozenset("/=$*:@%+~[]{}")
 _ASSIGNMENT = lazy(r"[A-Za-z_][A-Za-z0-9_]*=")
@@ -150,14 +152,21 @@ def _surely_runnable(command: str) -> bool:
         return False
     if not _UNSPLIT.isdisjoint(stripped):
         return False
+    quoted = not _QUOTES.isdisjoint(stripped)
+    if quoted and not _balanced(stripped):
+        return False  # the tokenizer's "No closing quotation": the validator words it
     words = stripped.split()
-    if not any(w[0] == "-" or "." in w[:-1] or not _SHELLISH.isdisjoint(w) for w in words):
+    if not any(
+        w[0] == "-" or "." in w[:-1] or '"' in w or not _SHELLISH.isdisjoint(w) for w in words
+    ):
         return False  # every word may be plain English: the validator's prose test decides
     from dispatch_kit.vague_criteria import SHELL_WORDS
 
     index = 0
     while index < len(words) and (_ASSIGNMENT.match(words[index]) or words[index] in ("!", "{")):
         index += 1
+    if quoted and not _QUOTES.isdisjoint("".join(words[: index + 1])):
+        return False  # a quote before the program: its tokens are not the blank-split words
     if index >= len(words):
         return True
     first = words[index]
@@ -167,6 +176,25 @@ def _surely_runnable(command: str) -> bool:
         or first.startswith("$")
         or _PROGRAM.fullmatch(first) is not None
     )
+
+
+def _balanced(text: str) -> bool:
+    """Whether every quote in ``text`` (which has no backslash) is closed.
+
+    Without escapes, POSIX shell quoting is this simple: a single or double
+    quote opens a quoted stretch that only the same character closes. Quotes
+    are common in exit criteria (``grep -q "name" file``), and the only error
+    the tokenizer can then raise is an unclosed one. Quotes after the program
+    name do not change which word is the program.
+    """
+    open_quote = ""
+    for char in text:
+        if open_quote:
+            if char == open_quote:
+                open_quote = ""
+        elif char in _QUOTES:
+            open_quote = char
+    return not open_quote
 
 
 def _sentence_reason(text: str) -> str | None:

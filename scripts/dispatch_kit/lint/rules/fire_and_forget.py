@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dispatch_kit.lint.document import Region
-from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.patterns import lazy, match_at_words, search_words
 from dispatch_kit.lint.prose import all_negated, find_asked, matches
 from dispatch_kit.lint.registry import Example, Hit
 from dispatch_kit.lint.rules._shared import BLOCK, family
@@ -59,10 +59,30 @@ _TIMEOUT = lazy(
 )
 
 
+# Every _CLAIM_AFTER match starts at one of these (a verb, or a claim word).
+_CLAIM_AFTER_STARTS = (
+    "spawn",
+    "dispatch",
+    "start",
+    "launch",
+    "claim",
+    "label",
+    "in-progress",
+    "in progress",
+    "lock",
+    "mark",
+    "reserve",
+)
+# Every _CLAIM match starts at one of these.
+_CLAIM_STARTS = ("claim", "in-progress", "in progress", "lock ", "lease", "reserve")
+
+
 def _check_claim(region: Region) -> Iterator[Hit]:
-    if _CLAIM.search(region.lower) is None:
+    if search_words(_CLAIM, region.lower, _CLAIM_STARTS) is None:
         yield region.anchor()
         return
+    if not match_at_words(_CLAIM_AFTER, region.flat, _CLAIM_AFTER_STARTS):
+        return  # a sentence is a stretch of the flattened text: no match there, none in one
     for offset, _ in find_asked(region, _CLAIM_AFTER, ("first", "then", "after", "later")):
         yield region.at(offset, "claim each item before you dispatch it, not after")
 
@@ -116,7 +136,31 @@ def _check_wait(region: Region) -> Iterator[Hit]:
         yield region.at(offset)
 
 
+def _capped_on_one_line(lower: str) -> bool:
+    """A sufficient test for the cap: a _CAP match and a _CAP_OBJECT match on one line
+    with no ``.``, ``!`` or ``?`` from the start of the first to the end of the other.
+
+    Both then sit in one sentence ("Take at most 4 issues"), which is all the
+    rule asks, and the prompt need not be split into sentences. A fence line
+    (```) belongs to no sentence, so it does not count. When this finds
+    nothing the exact, sentence-by-sentence check decides.
+    """
+    for cap in _CAP.finditer(lower):
+        start = lower.rfind("\n", 0, cap.start()) + 1
+        end = lower.find("\n", cap.end())
+        end = len(lower) if end < 0 else end
+        if lower[start:end].lstrip()[:3] in ("```", "~~~"):
+            continue
+        for thing in _CAP_OBJECT.finditer(lower, start, end):
+            span = lower[min(cap.start(), thing.start()) : max(cap.end(), thing.end())]
+            if "." not in span and "!" not in span and "?" not in span:
+                return True
+    return False
+
+
 def _check_cap(region: Region) -> Iterator[Hit]:
+    if _capped_on_one_line(region.lower):
+        return
     words = ("at most", "more than", "max", "up to", "cap", "limit", "\u2264", "--")
     for sentence, _ in matches(region, _CAP, words):
         if _CAP_OBJECT.search(sentence.text):
@@ -124,8 +168,12 @@ def _check_cap(region: Region) -> Iterator[Hit]:
     yield region.anchor()
 
 
+# Every _TIMEOUT match starts at one of these.
+_TIMEOUT_STARTS = ("time", "deadline", "hard ", "killed ", "wall")
+
+
 def _check_timeout(region: Region) -> Iterator[Hit]:
-    if _TIMEOUT.search(region.lower) is None:
+    if search_words(_TIMEOUT, region.lower, _TIMEOUT_STARTS) is None:
         yield region.anchor()
 
 
