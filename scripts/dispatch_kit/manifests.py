@@ -64,18 +64,23 @@ def load_json(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise InputError(f"not valid UTF-8 at byte {exc.start}", path=str(path)) from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return json.loads(text, object_pairs_hook=reject_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", str(path), exc.lineno, exc.colno) from None
-    except ValueError as exc:  # duplicate key, raised by the hook
+    except DuplicateKey as exc:
         raise InputError(f"invalid JSON: {exc}", path=str(path)) from None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+class DuplicateKey(ValueError):
+    """A JSON object names a key twice; ``json.loads`` alone would keep the last silently."""
+
+
+def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for manifests: the manifest check and the linter share it."""
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
+            raise DuplicateKey(f"duplicate key {key!r}")
         seen[key] = value
     return seen
 

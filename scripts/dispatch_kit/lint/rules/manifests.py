@@ -29,19 +29,6 @@ COMPONENT_FIELDS = (
 )
 
 
-class _Duplicate(ValueError):
-    pass
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _Duplicate(f"duplicate key '{key}'")
-        seen[key] = value
-    return seen
-
-
 def _key_line(doc: Document, key: str) -> tuple[int, int]:
     offset = doc.text.find(f'"{key}"')
     return doc.position(offset) if offset >= 0 else (1, 1)
@@ -51,11 +38,14 @@ def _load(doc: Document) -> tuple[Any, Hit | None]:
     if "json" not in doc.cache:
         import json  # only manifests need it; a Markdown-only lint skips the import
 
+        from dispatch_kit.manifests import DuplicateKey, reject_duplicate_keys
+
         try:
-            doc.cache["json"] = (json.loads(doc.text, object_pairs_hook=_pairs), None)
+            data = json.loads(doc.text, object_pairs_hook=reject_duplicate_keys)
+            doc.cache["json"] = (data, None)
         except json.JSONDecodeError as exc:
             doc.cache["json"] = (None, (exc.lineno, exc.colno, f"invalid JSON: {exc.msg}"))
-        except _Duplicate as exc:
+        except DuplicateKey as exc:
             doc.cache["json"] = (None, (1, 1, f"invalid JSON: {exc}"))
     return doc.cache["json"]
 
