@@ -9,6 +9,7 @@ and heavy imports (jinja2, YAML) happen only for files that need them.
 
 from __future__ import annotations
 
+import os
 from functools import cache, partial
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -133,8 +134,7 @@ def read_text(path: str | Path | None) -> str:
     """A file's (or, for None, stdin's) text: UTF-8, BOM dropped; unreadable is an InputError."""
     if path is not None:  # the common case, read directly: a tenth of a file's lint time
         try:
-            with open(path, "rb") as handle:
-                text = handle.read().decode("utf-8")
+            text = _read_bytes(path).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             text = None  # the shared reader below words the error
         if text is not None:
@@ -143,6 +143,23 @@ def read_text(path: str | Path | None) -> str:
 
     text = read("-" if path is None else str(path))
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    """A file's bytes through the raw descriptor.
+
+    ``open(path, "rb")`` builds a buffered reader per file and asks the file's
+    size first; over a thousand small prompts that was half the reading time.
+    Two ``os.read`` calls read a typical prompt (the second finds the end).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def lint_text(

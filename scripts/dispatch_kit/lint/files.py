@@ -61,8 +61,12 @@ DOCUMENT_FOLDERS = frozenset({"docs", "doc", "references", ".github"})
 
 def classify(path: Path | str) -> str | None:
     """The file kind of ``path``, or None when the linter has nothing to say about it."""
-    text = os.fspath(path)
-    folder, name = os.path.split(text)
+    folder, name = os.path.split(os.fspath(path))
+    return _classify(folder, name)
+
+
+def _classify(folder: str, name: str) -> str | None:
+    """``classify`` for a file ``name`` in ``folder`` (``os.path.split``'s two halves)."""
     lower = name.lower()
     if name == "SKILL.md":
         return "skill"
@@ -71,12 +75,7 @@ def classify(path: Path | str) -> str | None:
     if lower.endswith(MARKDOWN_SUFFIXES):
         if lower.split(".")[0] in DOCUMENT_STEMS:
             return "document"
-        parts = folder.replace("\\", "/").split("/")
-        if parts[-1] == "agents":
-            return "agent"
-        if DOCUMENT_FOLDERS.intersection(parts):
-            return "document"
-        return "prompt"
+        return _markdown_kind(folder)
     if lower.endswith(".json"):
         if name == "plugin.json" or os.path.basename(folder) == ".claude-plugin":
             return "manifest"
@@ -84,6 +83,18 @@ def classify(path: Path | str) -> str | None:
     if lower in ("plan.yaml", "plan.yml") or lower.endswith((".plan.yaml", ".plan.yml")):
         return "plan"
     return None
+
+
+@cache
+def _markdown_kind(folder: str) -> str:
+    """What a Markdown file in ``folder`` is, by the folder alone: once per folder, since
+    a thousand files share a few hundred folders."""
+    parts = folder.replace("\\", "/").split("/")
+    if parts[-1] == "agents":
+        return "agent"
+    if DOCUMENT_FOLDERS.intersection(parts):
+        return "document"
+    return "prompt"
 
 
 _GLOB_CHARS = frozenset("*?[")
@@ -183,18 +194,35 @@ def _walk(top: str, root: str, user: tuple[str, ...]) -> Iterator[tuple[str, str
     patterns, not each file.
     """
     found: list[tuple[str, str, str]] = []
-    _scan(top, root, user, found)
+    _scan(top, root, user, found, os.path.realpath(top) if user else "")
     found.sort(key=lambda item: item[0])
     yield from found
 
 
-def _scan(folder: str, root: str, user: tuple[str, ...], found: list[tuple[str, str, str]]) -> None:
+def _scan(
+    folder: str,
+    root: str,
+    user: tuple[str, ...],
+    found: list[tuple[str, str, str]],
+    real_folder: str,
+) -> None:
+    """Add the lintable files under ``folder`` (whose resolved path is ``real_folder``).
+
+    The folder's facts are worked out once, not per file: ``entry.path`` is
+    ``os.path.join(folder, entry.name)``, so its ``os.path.split`` head, its
+    ``normpath`` and its resolved path differ between entries only by the name.
+    A subfolder that is not a symlink resolves to ``real_folder/name``, so only
+    the top folder pays for ``os.path.realpath`` (an lstat per component).
+    """
     try:
         entries = os.scandir(folder)
     except OSError:
         return  # os.walk skips a folder it cannot list, and so does the linter
     subfolders: list[os.DirEntry[str]] = []
-    real_folder = os.path.realpath(folder) if user else ""
+    head = os.path.split(os.path.join(folder, "_"))[0]
+    norm = os.path.normpath(folder)
+    shown = "" if norm == "." else norm if norm.endswith("/") else norm + "/"
+    real_prefix = real_folder if real_folder.endswith("/") else real_folder + "/"
     with entries:
         for entry in entries:
             try:
@@ -204,22 +232,23 @@ def _scan(folder: str, root: str, user: tuple[str, ...], found: list[tuple[str, 
             if is_dir:
                 subfolders.append(entry)
                 continue
-            path = entry.path
-            kind = classify(path)
+            name = entry.name
+            kind = _classify(head, name)
             if kind is None:
                 continue
+            path = entry.path
             if user:
                 # A symlinked file resolves elsewhere; every other file sits in its real folder.
-                real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+                real = None if entry.is_symlink() else real_prefix + name
                 if _excluded(path, user, root, real):
                     continue
-            found.append((os.path.normpath(path), path, kind))
+            found.append((shown + name, path, kind))
     for entry in subfolders:
         if _excluded(entry.name, DEFAULT_EXCLUDE, root):
             continue
         if user:
-            real = None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+            real = None if entry.is_symlink() else real_prefix + entry.name
             if _excluded(entry.path, user, root, real):
                 continue
         if not entry.is_symlink():  # like os.walk: list a linked folder, never enter it
-            _scan(entry.path, root, user, found)
+            _scan(entry.path, root, user, found, real_prefix + entry.name if user else "")
