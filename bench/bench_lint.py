@@ -70,50 +70,51 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def _installed(stamp: Path, want: str, *needed: Path) -> bool:
+    """Whether a previous install of exactly these pins (``want``) is in place."""
+    return stamp.is_file() and stamp.read_text().strip() == want and all(
+        p.exists() for p in needed
+    )
+
+
+Step = tuple[list[str], "Path | None", float]  # argv, cwd, timeout in seconds
+
+
+def _install(steps: list[Step], stamp: Path, want: str, failed: str) -> str | None:
+    """Run install commands in order; stamp the pins on success, else say why in one line."""
+    try:
+        for argv, cwd, timeout in steps:
+            subprocess.run(argv, cwd=cwd, check=True, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.CalledProcessError as exc:
+        return f"{failed}: {_last_line(exc.stderr or exc.stdout or '')}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{failed}: {exc}"
+    stamp.write_text(want + "\n")
+    return None
+
+
+NOT_INSTALLED = "not installed (run without --no-install to install it)"
+
+
 def ensure_python_peers(install: bool) -> str | None:
     """Install the pinned Python peers into bench/.venv; None on success, else why not.
 
     A stamp holding the requirements' hash makes later runs skip pip entirely,
     and a changed pin reinstalls.
     """
-    stamp = VENV / ".installed"
-    want = _digest(REQUIREMENTS)
-    if stamp.is_file() and stamp.read_text().strip() == want and venv_python().is_file():
+    stamp, want = VENV / ".installed", _digest(REQUIREMENTS)
+    if _installed(stamp, want, venv_python()):
         return None
     if not install:
-        return "not installed (run without --no-install to install it)"
+        return NOT_INSTALLED
     print("bench: installing Python peers into bench/.venv ...", file=sys.stderr)
-    try:
-        if not venv_python().is_file():
-            subprocess.run(
-                [sys.executable, "-m", "venv", str(VENV)],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=RUN_TIMEOUT_S,
-            )
-        subprocess.run(
-            [
-                str(venv_python()),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-                str(REQUIREMENTS),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except subprocess.CalledProcessError as exc:
-        return f"pip install failed: {_last_line(exc.stderr or exc.stdout or '')}"
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"could not create bench/.venv: {exc}"
-    stamp.write_text(want + "\n")
-    return None
+    steps: list[Step] = []
+    if not venv_python().is_file():
+        steps.append(([sys.executable, "-m", "venv", str(VENV)], None, RUN_TIMEOUT_S))
+    steps.append(([str(venv_python()), "-m", "pip", "install", "--quiet",
+                   "--disable-pip-version-check", "-r", str(REQUIREMENTS)], None, 900))
+    return _install(steps, stamp, want, "pip install failed")
 
 
 def node_major() -> int | None:
@@ -132,35 +133,17 @@ def ensure_node_peers(install: bool) -> str | None:
         return "Node.js not found"
     if major < MIN_NODE_MAJOR:
         return f"needs Node.js >= {MIN_NODE_MAJOR}, found {major}"
-    stamp = BENCH / "node_modules" / ".installed"
-    want = _digest(NODE_LOCK)
-    if (
-        stamp.is_file()
-        and stamp.read_text().strip() == want
-        and (NODE_BIN / "markdownlint-cli2").exists()
-    ):
+    stamp, want = BENCH / "node_modules" / ".installed", _digest(NODE_LOCK)
+    if _installed(stamp, want, NODE_BIN / "markdownlint-cli2"):
         return None
     if not install:
-        return "not installed (run without --no-install to install it)"
+        return NOT_INSTALLED
     npm = shutil.which("npm")
     if not npm:
         return "npm not found"
     print("bench: installing Node peers into bench/node_modules ...", file=sys.stderr)
-    try:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=BENCH,
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except subprocess.CalledProcessError as exc:
-        return f"npm ci failed: {_last_line(exc.stderr or exc.stdout or '')}"
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"npm ci failed: {exc}"
-    stamp.write_text(want + "\n")
-    return None
+    return _install([([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], BENCH, 900)],
+                    stamp, want, "npm ci failed")
 
 
 # --- the tools ------------------------------------------------------------------------------
