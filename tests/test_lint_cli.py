@@ -185,6 +185,15 @@ def test_unreadable_file_is_exit_2_and_the_rest_is_still_linted(cli, broken):
     assert "bad.md:1:14: not valid UTF-8 (byte 0xe9)" in result.stderr
     assert "missing.md: no such file or directory" in result.stderr
     assert "worker.md:1:1: DK101" in result.stdout
+    assert "2 inputs could not be linted" in result.stderr
+
+
+def test_summary_never_says_all_passed_when_an_input_was_unreadable(cli, tmp_path):
+    (tmp_path / "clean.md").write_text("# Notes\n\nNothing to dispatch here.\n")
+    result = cli("lint", "clean.md", "missing.md", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "all checks passed" not in result.stderr
+    assert "1 input could not be linted (above); 0 findings in the rest" in result.stderr
 
 
 def test_two_stdins_are_bad_usage(cli, tmp_path):

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             count = sum(1 for name, _ in fixed if name != (args.stdin_filename or "-"))
             if count:
                 print(f"dispatch-kit lint: fixed {count} file{'s' * (count != 1)}", file=sys.stderr)
-        print(output.summary(findings), file=sys.stderr)
+        print(output.summary(findings, unreadable=len(errors)), file=sys.stderr)
     if errors:
         return EXIT_BAD_INPUT
     if findings and not args.exit_zero:

@@ -38,7 +38,13 @@ def render(findings: list[Finding], fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def summary(findings: list[Finding], files: int | None = None) -> str:
+def summary(findings: list[Finding], files: int | None = None, unreadable: int = 0) -> str:
+    """The closing line; never "all checks passed" when some input could not be read."""
+    if unreadable:
+        return (
+            f"dispatch-kit lint: {unreadable} input{'s' * (unreadable != 1)} could not be "
+            f"linted (above); {len(findings)} finding{'s' * (len(findings) != 1)} in the rest"
+        )
     if not findings:
         return "dispatch-kit lint: all checks passed"
     errors = sum(1 for f in findings if f.severity == "error")
