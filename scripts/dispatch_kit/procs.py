@@ -111,7 +111,9 @@ class BoundedLog:
         self.dropped = 0
         self._tail: collections.deque[bytes] = collections.deque()
         self._tail_size = 0
-        self._file = open(path, "ab" if append else "wb")  # noqa: SIM115 - closed in close()
+        # Unbuffered: what was read from the worker reaches the file at once, so a
+        # runner killed with -9 loses none of the head (the next runner appends).
+        self._file = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
         if append:
             # Continuing a log another runner started: what it wrote counts as head.
             self.written = min(self.head, self._file.tell())
