@@ -35,10 +35,10 @@ def load_json(text: str, path: str) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        json.loads(text, object_pairs_hook=_reject_duplicates)
+        json.loads(text, object_pairs_hook=reject_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno, exc.colno) from None
-    except _DuplicateKey as exc:
+    except DuplicateKey as exc:
         line, column = _find_duplicate(text, exc.key)
         raise InputError(f"invalid JSON: duplicate key {exc.key!r}", path, line, column) from None
     except RecursionError:
@@ -50,17 +50,20 @@ def load_json(text: str, path: str) -> Any:
     return value
 
 
-class _DuplicateKey(ValueError):
+class DuplicateKey(ValueError):
+    """A JSON object names a key twice; ``json.loads`` alone would keep the last silently."""
+
     def __init__(self, key: str) -> None:
-        super().__init__(key)
+        super().__init__(f"duplicate key {key!r}")
         self.key = key
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` shared by plans, manifests and the linter's manifest rule."""
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _DuplicateKey(key)
+            raise DuplicateKey(key)
         seen[key] = value
     return seen
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from dispatch_kit import __version__
 from dispatch_kit.errors import InputError
+from dispatch_kit.json_positions import DuplicateKey, reject_duplicate_keys
 
 # Fields Claude Code's plugin.json accepts that the root file may set.
 CLAUDE_PLUGIN_FIELDS = (
@@ -69,20 +70,6 @@ def load_json(path: Path) -> Any:
         raise InputError(f"invalid JSON: {exc.msg}", str(path), exc.lineno, exc.colno) from None
     except DuplicateKey as exc:
         raise InputError(f"invalid JSON: {exc}", path=str(path)) from None
-
-
-class DuplicateKey(ValueError):
-    """A JSON object names a key twice; ``json.loads`` alone would keep the last silently."""
-
-
-def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook`` for manifests: the manifest check and the linter share it."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise DuplicateKey(f"duplicate key {key!r}")
-        seen[key] = value
-    return seen
 
 
 def load_source(root: Path) -> dict[str, Any]:

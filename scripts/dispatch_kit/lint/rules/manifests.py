@@ -38,7 +38,7 @@ def _load(doc: Document) -> tuple[Any, Hit | None]:
     if "json" not in doc.cache:
         import json  # only manifests need it; a Markdown-only lint skips the import
 
-        from dispatch_kit.manifests import DuplicateKey, reject_duplicate_keys
+        from dispatch_kit.json_positions import DuplicateKey, reject_duplicate_keys
 
         try:
             data = json.loads(doc.text, object_pairs_hook=reject_duplicate_keys)
