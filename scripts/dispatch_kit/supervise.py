@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from dispatch_kit.procs import BoundedLog, kill_group
+from dispatch_kit.procs import BoundedLog, kill_group, pump
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(min(0.2, max(0.0, deadline - time.time())))
             continue
         if selector.select(min(0.5, max(0.0, deadline - time.time()))):
-            open_pipe = _pump(fd, log)
+            open_pipe = pump(fd, log)
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # anything it left running in its group
     except (ProcessLookupError, PermissionError):
         pass
     if open_pipe:
-        _pump(fd, log, final=True)
+        pump(fd, log, final=True)
     log.close()
     status = {
         "exit_code": proc.returncode,
@@ -102,20 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(status) + "\n")
     os.replace(tmp, exit_file)
     return 0
-
-
-def _pump(fd: int, log: BoundedLog, *, final: bool = False) -> bool:
-    """Copy available output to the log; False once the pipe reached EOF."""
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return not final
-        except OSError:
-            return False
-        if not data:
-            return False
-        log.write(data)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from dispatch_kit.durations import format_duration
 from dispatch_kit.errors import InputError
-from dispatch_kit.procs import kill_group, pid_alive
+from dispatch_kit.procs import kill_group, pid_alive, pump
 from dispatch_kit.runner.collect import failing_entry, worker_note
 from dispatch_kit.runner.files import exit_file_for, read_exit_file
 from dispatch_kit.runner.progress import emit_record
@@ -28,27 +28,13 @@ class Watching(RunnerState):
 
     def _drain(self, running: Running, *, final: bool = False) -> None:
         """Move what the worker printed into its log; on EOF (or ``final``) close the pipe."""
-        if running.fd is None:
+        if running.fd is None or pump(running.fd, running.log, final=final):
             return
-        while True:
-            try:
-                data = os.read(running.fd, 65536)
-            except BlockingIOError:
-                if not final:
-                    return
-                data = b""  # the worker is gone; whatever still holds the pipe escaped its group
-            except OSError:
-                data = b""
-            if data:
-                if running.log is not None:
-                    running.log.write(data)
-                continue
-            self.selector.unregister(running.fd)
-            os.close(running.fd)
-            running.fd = None
-            if running.fifo is not None:
-                running.fifo.unlink(missing_ok=True)
-            return
+        self.selector.unregister(running.fd)
+        os.close(running.fd)
+        running.fd = None
+        if running.fifo is not None:
+            running.fifo.unlink(missing_ok=True)
 
     def _reap(self) -> None:
         now = time.time()
