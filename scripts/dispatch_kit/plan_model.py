@@ -101,14 +101,3 @@ class Plan:
                 done.add(task.id)
                 pending.remove(task)
         return ordered
-
-    def dependents(self, task_id: str) -> list[str]:
-        """Every task that depends on ``task_id`` directly or through others, in plan order."""
-        found: set[str] = set()
-        frontier = {task_id}
-        while frontier:
-            frontier = {
-                t.id for t in self.tasks if t.id not in found and set(t.depends_on) & frontier
-            }
-            found |= frontier
-        return [t.id for t in self.tasks if t.id in found]
