@@ -409,3 +409,20 @@ def test_load_plan_builds_the_model(tmp_path):
 
     plan, errors = validate_plan(str(FIXTURES / "bad-cycle.yaml"))
     assert plan is None and len(errors) == 1 and errors[0].line == 7
+
+
+def test_dependency_order_follows_dependencies_and_keeps_plan_order_for_ties(cli, tmp_path):
+    # Listed backwards: the summary must still put each task after what it needs,
+    # and tasks ready at the same time in the order the plan lists them.
+    body = """\
+goal: Order
+tasks:
+  - {id: report, title: R, type: review, cwd: r, depends_on: [docs, code],
+     exit_criteria: [test -f r]}
+  - {id: docs, title: D, type: research, cwd: d, depends_on: [base], exit_criteria: [test -f d]}
+  - {id: code, title: C, type: coding, cwd: c, depends_on: [base], exit_criteria: [test -f c]}
+  - {id: base, title: B, type: coding, cwd: b, exit_criteria: [test -f b]}
+"""
+    result = cli("plan", "validate", str(write_plan(tmp_path, body)))
+    assert result.returncode == 0, result.stderr
+    assert "dependency order: base -> docs -> code -> report" in result.stdout

@@ -88,16 +88,34 @@ class Plan:
         return (self.workspace / task.cwd).resolve()
 
     def order(self) -> list[Task]:
-        """Tasks in dependency order, ties kept in plan order (a validated plan has no cycles)."""
-        done: set[str] = set()
+        """Tasks in dependency order, ties kept in plan order (a validated plan has no cycles).
+
+        Level by level: each round takes every task whose dependencies all came
+        in earlier rounds, in plan order. Counting unmet dependencies keeps it
+        linear in tasks plus edges (a 1,000-task chain took most of a second
+        when every round rescanned the pending list). Should a cycle remain,
+        the first pending task in plan order is released so the rest still
+        comes out in a stable order.
+        """
+        unmet = [len(task.depends_on) for task in self.tasks]
+        waiting_on: dict[str, list[int]] = {}
+        for i, task in enumerate(self.tasks):
+            for dep in task.depends_on:
+                waiting_on.setdefault(dep, []).append(i)
+        placed = [False] * len(self.tasks)
         ordered: list[Task] = []
-        pending = list(self.tasks)
-        while pending:
-            ready = [t for t in pending if all(d in done for d in t.depends_on)]
-            if not ready:  # a cycle: validation rejects these, keep the rest in plan order
-                ready = pending[:1]
-            for task in ready:
-                ordered.append(task)
-                done.add(task.id)
-                pending.remove(task)
+        level = [i for i, count in enumerate(unmet) if count == 0]
+        while len(ordered) < len(self.tasks):
+            if not level:  # a cycle (or an unknown dependency): release the first pending task
+                level = [placed.index(False)]
+            following: list[int] = []
+            for i in level:
+                placed[i] = True
+                ordered.append(self.tasks[i])
+            for i in level:
+                for j in waiting_on.get(self.tasks[i].id, ()):
+                    unmet[j] -= 1
+                    if unmet[j] == 0 and not placed[j]:
+                        following.append(j)
+            level = sorted(set(following))
         return ordered
