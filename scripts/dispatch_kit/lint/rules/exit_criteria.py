@@ -98,6 +98,9 @@ def _check_missing(region: Region) -> Iterator[Hit]:
         )
 
 
+_CHECKBOX = lazy(r"^\[[ xX]\][ \t]*")
+
+
 @lru_cache(maxsize=4096)
 def vague_reason(item: str) -> str | None:
     """Why a listed criterion is not machine-checkable, or None when it is.
@@ -106,7 +109,7 @@ def vague_reason(item: str) -> str | None:
     so a prompt and a plan file accept exactly the same criteria. A code span
     in the item is the command; a lead-in ending in ":" introduces a code block.
     """
-    text = re.sub(r"^\[[ xX]\][ \t]*", "", item.strip())
+    text = _CHECKBOX.sub("", item.strip())
     if not text or text.endswith(":") or set(text) <= set("0 .:,;-`"):
         return None
     if _STRUCTURED.match(text):
