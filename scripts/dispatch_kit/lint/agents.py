@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TYPE_CHECKING, NamedTuple
 
 from dispatch_kit.lint import frontmatter
+from dispatch_kit.lint.record import TYPE_CHECKING, Record
 
-if TYPE_CHECKING:  # loaded in find_agent: skill rules need only tool_list, not pathlib
-    from pathlib import Path
-
+if TYPE_CHECKING:
     from dispatch_kit.lint.document import Document
 
 
-class AgentInfo(NamedTuple):
+class AgentInfo(Record):
     name: str
-    path: Path
+    path: str
     tools: tuple[str, ...] | None  # None: no tools field, so every tool is inherited
     disallowed: tuple[str, ...]
 
@@ -51,29 +49,33 @@ def tool_list(value: object) -> tuple[str, ...] | None:
 
 
 @cache
-def find_agent(name: str, start: Path | None) -> AgentInfo | None:
+def find_agent(name: str, start: str | None) -> AgentInfo | None:
     """The definition of agent ``name`` as seen from folder ``start`` (cached per run).
 
     In each folder ``NAME.md`` wins; only without it is the folder scanned for a
-    definition whose frontmatter says ``name: NAME``.
+    definition whose frontmatter says ``name: NAME``. Plain ``os.path`` strings:
+    pathlib (and the urllib.parse it imports) cost a one-prompt lint ~5 ms.
     """
-    folders: list[Path] = []
+    folders: list[str] = []
     if start is not None:
-        here = start.resolve()
-        for folder in (here, *here.parents):
-            folders += [folder / "agents", folder / ".claude" / "agents"]
+        folder = os.path.realpath(start)
+        while True:
+            folders += [os.path.join(folder, "agents"), os.path.join(folder, ".claude", "agents")]
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
     try:
-        from dispatch_kit.packroot import pack_root
+        from dispatch_kit.packroot import pack_root_dir
 
-        folders.append(pack_root() / "agents")
+        folders.append(os.path.join(pack_root_dir(), "agents"))
     except Exception:  # noqa: BLE001 - no pack root: only the project's agents count
         pass
     for folder in folders:
         # The file named after the agent is almost always its definition: read
         # that one file, and scan the folder only when it is not there.
-        info = (_agent_at(folder / f"{name}.md") if _plain_name(name) else None) or _agents_in(
-            folder, name
-        ).get(name)
+        at = os.path.join(folder, f"{name}.md")
+        info = (_agent_at(at) if _plain_name(name) else None) or _agents_in(folder, name).get(name)
         if info is not None:
             return info
     return None
@@ -84,11 +86,23 @@ def _plain_name(name: str) -> bool:
     return bool(name.strip(".")) and "/" not in name and "\\" not in name
 
 
-def _agent_at(path: Path) -> AgentInfo | None:
-    """The agent defined in ``path``, or None when it is absent or not a definition."""
+def _stem(path: str) -> str:
+    """``Path(path).stem``."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _read(path: str) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
     except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _agent_at(path: str) -> AgentInfo | None:
+    """The agent defined in ``path``, or None when it is absent or not a definition."""
+    text = _read(path)
+    if text is None:
         return None
     fm = frontmatter.split(text)
     if fm is None:
@@ -100,7 +114,7 @@ def _agent_at(path: Path) -> AgentInfo | None:
     if not isinstance(data, dict):
         return None
     return AgentInfo(
-        str(data.get("name") or path.stem),
+        str(data.get("name") or _stem(path)),
         path,
         tool_list(data.get("tools")),
         tool_list(data.get("disallowedTools")) or (),
@@ -129,7 +143,7 @@ def find_agent_near(name: str, doc: Document) -> AgentInfo | None:
 
 
 @cache
-def _agents_in(folder: Path, wanted: str) -> dict[str, AgentInfo]:
+def _agents_in(folder: str, wanted: str) -> dict[str, AgentInfo]:
     """The agents defined in one folder that could be ``wanted``, by frontmatter name and stem.
 
     A file whose frontmatter does not contain the wanted name cannot declare it
@@ -137,22 +151,24 @@ def _agents_in(folder: Path, wanted: str) -> dict[str, AgentInfo]:
     parsing every definition pulled in PyYAML for a one-prompt lint.
     """
     found: dict[str, AgentInfo] = {}
-    if not folder.is_dir():
+    try:
+        names = sorted(entry for entry in os.listdir(folder) if entry.endswith(".md"))
+    except OSError:  # absent, or not a folder
         return found
-    for path in sorted(folder.glob("*.md")):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+    for entry in names:
+        path = os.path.join(folder, entry)
+        text = _read(path)
+        if text is None:
             continue
         fm = frontmatter.split(text)
         if fm is None:
             continue
         raw = text[: fm.body_offset]
-        if path.stem != wanted and wanted not in raw and "\\" not in raw:
+        if _stem(path) != wanted and wanted not in raw and "\\" not in raw:
             continue
         info = _agent_at(path)
         if info is None:
             continue
         found.setdefault(info.name, info)
-        found.setdefault(path.stem, info)
+        found.setdefault(_stem(path), info)
     return found

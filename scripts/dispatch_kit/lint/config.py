@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, NamedTuple
+
+from dispatch_kit.errors import InputError
+from dispatch_kit.lint.record import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-from dispatch_kit.errors import InputError
-
 TABLE = "dispatch-kit"
 
 
-class Config(NamedTuple):
+class Config(Record):
     select: tuple[str, ...] | None = None  # None: every rule
     ignore: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import bisect
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
 from dispatch_kit.lint import frontmatter, kinds, prose, suppress
+from dispatch_kit.lint.record import TYPE_CHECKING
 from dispatch_kit.lint.registry import Hit
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 STYLE_BY_FILE_KIND = {
     "prompt": "markdown",
@@ -41,7 +42,7 @@ class Document:
         file_kind: str,
         *,
         fs_path: str | Path | None = None,
-        base_dir: Path | None = None,
+        base_dir: str | Path | None = None,
         agent: str | None = None,
         default_kind: str = "unknown",
     ) -> None:
@@ -87,11 +88,12 @@ class Document:
         return self._base_dir is not None
 
     @cached_property
-    def base_dir(self) -> Path | None:
+    def base_dir(self) -> str | None:
         """The folder relative names are resolved from: the given one, else the file's."""
         if self._base_dir is not None:
-            return self._base_dir
-        return self.fs_path.parent if self.fs_path is not None else None
+            return os.fspath(self._base_dir)
+        fs_name = self.fs_name
+        return None if fs_name is None else os.path.dirname(fs_name) or "."
 
     def _region(self, agent: str | None, default_kind: str) -> Region:
         masked, spans = (

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 from functools import cache, partial
-from typing import TYPE_CHECKING, NamedTuple
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.lint import registry
 from dispatch_kit.lint.config import Config
 from dispatch_kit.lint.document import Document
 from dispatch_kit.lint.finding import Finding
+from dispatch_kit.lint.record import TYPE_CHECKING, Record
 from dispatch_kit.lint.registry import Rule
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ _SCOPE = {"ignore-next-line": "on the next line", "ignore-file": "in this file"}
 INVALID = "DK902"
 
 
-class RuleSet(NamedTuple):
+class RuleSet(Record):
     """The enabled rules, indexed by where they run."""
 
     enabled: frozenset[str]
@@ -170,15 +170,13 @@ def lint_text(
     file_kind: str = "prompt",
     agent: str | None = None,
     default_kind: str = "unknown",
-    base_dir: Path | None = None,
+    base_dir: str | Path | None = None,
 ) -> list[Finding]:
     """Lint text that is not (or not yet) a file: stdin, a hook's prompt, a rendered template.
 
     ``agent`` is the target agent; ``default_kind`` is the prompt kind when no
     marker says otherwise (the hook passes "dispatch": whatever it sees is one).
     """
-    from pathlib import Path
-
     rules = rule_set((config or Config()).enabled())
     doc = Document(
         text,
@@ -186,7 +184,7 @@ def lint_text(
         file_kind,
         agent=agent,
         default_kind=default_kind,
-        base_dir=base_dir or Path.cwd(),
+        base_dir=base_dir or os.getcwd(),
     )
     return lint_document(doc, rules)
 
@@ -235,7 +233,7 @@ def lint_paths(
             path=display,
             file_kind=file_kind,
             fs_path=fs_path,
-            base_dir=None if fs_path else _cwd(),
+            base_dir=None if fs_path else os.getcwd(),
             agent=stdin_agent,
         )
         doc = document(text)
@@ -247,13 +245,6 @@ def lint_paths(
                 fixed.append((display, doc.text))
         findings.extend(lint_document(doc, rules))
     return findings
-
-
-def _cwd() -> Path:
-    """The current folder, the base for stdin's relative names (pathlib loaded only then)."""
-    from pathlib import Path
-
-    return Path.cwd()
 
 
 def _fix(doc: Document, fs_path: str | None) -> str | None:

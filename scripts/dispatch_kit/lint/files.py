@@ -14,10 +14,10 @@ import re
 from collections.abc import Iterator
 from fnmatch import translate
 from functools import cache
-from typing import TYPE_CHECKING
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.lint.config import Config
+from dispatch_kit.lint.record import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path

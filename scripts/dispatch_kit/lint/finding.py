@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dispatch_kit.lint.record import Record
 
 
-class Finding(NamedTuple):
+class Finding(Record):
     """A rule violation at a 1-based line and column of a file (``-`` or a label for stdin).
 
     A named tuple (not a dataclass: the linter's cold start matters), so

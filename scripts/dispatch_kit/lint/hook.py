@@ -14,8 +14,8 @@ off entirely.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
-from pathlib import Path
 
 ALLOW = 0
 BLOCK = 2
@@ -52,7 +52,7 @@ def _check(raw: bytes) -> tuple[int, str]:
         raise ValueError("the hook event has no tool_input.prompt")
     agent = tool_input.get("subagent_type")
     cwd = event.get("cwd")
-    base = Path(cwd) if isinstance(cwd, str) and cwd and Path(cwd).is_dir() else Path.cwd()
+    base = cwd if isinstance(cwd, str) and cwd and os.path.isdir(cwd) else os.getcwd()
     conf = config.load(start=base)
     findings = engine.lint_text(
         prompt,

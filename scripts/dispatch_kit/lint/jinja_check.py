@@ -106,7 +106,7 @@ def search_path(doc: Document) -> tuple[str, ...]:
                 break
         paths.append(here)
     elif doc.base_dir is not None:
-        paths.append(doc.base_dir)
+        paths.append(Path(doc.base_dir))
     try:
         from dispatch_kit.packroot import templates_dir
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, NamedTuple
 
 from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.record import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
     from dispatch_kit.lint.document import Region
@@ -35,7 +35,7 @@ _SENTENCE_END = lazy(r"[.!?](?=\s)")
 _SPECIAL_STARTS = frozenset("#-*+`~|0123456789")  # headings, list items, fences, tables
 
 
-class Sentence(NamedTuple):
+class Sentence(Record):
     start: int  # offset of the first character in the region's text
     text: str  # lower-cased, newlines turned into spaces
     # Not a request whatever it says: under a "never"/"do not:" heading or

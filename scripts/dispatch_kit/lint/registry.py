@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from dispatch_kit.errors import InputError
+from dispatch_kit.lint.record import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # A check yields (line, column, message or None for the rule's default message).
 Hit = tuple[int, int, "str | None"]
-Check = Callable[[Any], Iterable[Hit]]
+Check = Callable[["Any"], Iterable[Hit]]
 
 SEVERITIES = ("error", "warning")
 # Where a rule runs: on the prompt a file carries (by prompt kind), on the file
@@ -27,7 +30,7 @@ SEVERITIES = ("error", "warning")
 SCOPES = ("prompt", "file", "meta")
 
 
-class Example(NamedTuple):
+class Example(Record):
     """A documented example, small enough to read and real enough to lint.
 
     ``path`` is where the example sits inside a throw-away folder; ``files``
@@ -39,7 +42,7 @@ class Example(NamedTuple):
     files: Mapping[str, str] = MappingProxyType({})
 
 
-class Rule(NamedTuple):
+class Rule(Record):
     code: str
     name: str
     severity: str

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.record import TYPE_CHECKING
 from dispatch_kit.lint.registry import Rule
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # A complete stream-safety block in example wording: rules check for the three
 # rules, not for one exact sentence, so examples need not copy the clause.

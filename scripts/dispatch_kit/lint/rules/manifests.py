@@ -10,11 +10,14 @@ one ``dispatch-kit manifests --check`` runs (this pack derives
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from dispatch_kit.lint.document import Document
 from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.record import TYPE_CHECKING
 from dispatch_kit.lint.registry import Example, Hit, Rule
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _KEBAB = lazy(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SEMVER = lazy(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")

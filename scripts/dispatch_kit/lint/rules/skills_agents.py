@@ -14,14 +14,17 @@ import errno
 import os
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from dispatch_kit.lint import frontmatter
 from dispatch_kit.lint.agents import tool_list
 from dispatch_kit.lint.document import Document
 from dispatch_kit.lint.patterns import lazy
+from dispatch_kit.lint.record import TYPE_CHECKING
 from dispatch_kit.lint.registry import Example, Hit
 from dispatch_kit.lint.rules._shared import family
+
+if TYPE_CHECKING:
+    from typing import Any
 
 PORTABLE_SKILL_FIELDS = (
     "name",
