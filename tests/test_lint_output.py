@@ -71,6 +71,27 @@ def test_json_format_fields(cli, project):
     assert result.stderr == ""  # machine formats keep stderr for errors only
 
 
+def test_json_report_is_what_json_dumps_writes(cli, project, tmp_path):
+    """The report is laid out by hand for speed; it must stay byte-for-byte what
+    ``json.dumps(..., indent=2, ensure_ascii=False)`` writes, odd characters included."""
+    from dispatch_kit.lint.finding import Finding
+    from dispatch_kit.lint.output import render
+
+    odd = Finding(
+        'dir/\u00e9 "quoted" \\ name.md', 12, 3, "DK101", "missing-stream-safety", "error",
+        "tab\there, control \x01, line sep \u2028, emoji \U0001F600, quote \" and backslash \\",
+    )
+    plain = Finding("p.md", 1, 1, "DK603", "start-server", "warning", "do not start servers")
+    for findings in ([], [plain], [odd, plain]):
+        expected = json.dumps([f.to_dict() for f in findings], indent=2, ensure_ascii=False)
+        assert render(findings, "json") == expected + "\n"
+    result = cli("lint", "prompts", "--format", "json", cwd=project)
+    findings = [Finding(**item) for item in json.loads(result.stdout)]
+    assert result.stdout == json.dumps(
+        [f.to_dict() for f in findings], indent=2, ensure_ascii=False
+    ) + "\n"
+
+
 def test_json_of_a_clean_run_is_an_empty_array(cli, project):
     result = cli("lint", "prompts/ok.md", "--format", "json", cwd=project)
     assert (result.returncode, json.loads(result.stdout)) == (0, [])
