@@ -30,6 +30,21 @@ def test_markdown_prompt_imports_nothing_heavy(cli, tmp_path):
     assert not modules & set(HEAVY), modules & set(HEAVY)
 
 
+def test_one_prompt_naming_its_agent_imports_neither_typing_nor_pathlib(cli, tmp_path):
+    """Together ~10 ms of a ~50 ms cold start on the project's machine; the lint needs neither."""
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "reader.md").write_text(
+        "---\nname: reader\ndescription: Use to read code.\ntools: Read, Grep\n---\nRead.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "p.md").write_text(
+        "[Execute] Run the tests and commit.\nAgent: reader\n", encoding="utf-8"
+    )
+    result_modules = imported(cli, "lint", "p.md", cwd=tmp_path)
+    assert "dispatch_kit.lint.agents" in result_modules  # the agent lookup ran
+    assert not top_level(result_modules) & {"typing", "pathlib"}
+
+
 def test_simple_skill_frontmatter_needs_no_yaml_library(cli, tmp_path):
     skill = tmp_path / "skills" / "notes" / "SKILL.md"
     skill.parent.mkdir(parents=True)
@@ -42,10 +57,42 @@ def test_simple_skill_frontmatter_needs_no_yaml_library(cli, tmp_path):
     assert not modules & set(HEAVY)
 
 
+def test_quoted_and_flow_frontmatter_needs_no_yaml_library(cli, tmp_path):
+    skill = tmp_path / "skills" / "notes" / "SKILL.md"
+    skill.parent.mkdir(parents=True)
+    skill.write_text(
+        "---\nname: notes\ndescription: 'Takes notes: use when a meeting ends.'\n"
+        "allowed-tools: [Read, Grep]\n---\n\n# Notes\n",
+        encoding="utf-8",
+    )
+    agent = tmp_path / "agents" / "a.md"
+    agent.parent.mkdir()
+    agent.write_text(
+        '---\nname: a\ndescription: "Use for one task; it reports what changed."\n'
+        "tools: Read, Grep # read-only\n---\n\nYou are the a agent.\n",
+        encoding="utf-8",
+    )
+    # the benchmark corpus's broken skill: the fast reader reports PyYAML's error itself
+    broken = tmp_path / "skills" / "broken" / "SKILL.md"
+    broken.parent.mkdir()
+    broken.write_text(
+        "---\nname: broken\ndescription: Use when a test needs a broken skill.\n"
+        "metadata: {category: [unclosed\n---\n\n# Broken\n",
+        encoding="utf-8",
+    )
+    paths = (str(skill), str(agent), str(broken))
+    modules = top_level(imported(cli, "lint", *paths, cwd=tmp_path))
+    assert "dispatch_kit" in modules  # the measurement works
+    assert not modules & set(HEAVY), modules & set(HEAVY)
+    output = cli("lint", str(broken), cwd=tmp_path).output
+    assert "frontmatter is not valid YAML: did not find expected ',' or ']'" in output
+
+
 def test_templates_and_complex_frontmatter_load_what_they_need(cli, tmp_path):
     (tmp_path / "t.md.j2").write_text("{# Variables:\n  x  str #}\n{{ x }}\n", encoding="utf-8")
     assert "jinja2" in top_level(imported(cli, "lint", "t.md.j2", cwd=tmp_path))
     agent = tmp_path / "agents" / "a.md"
     agent.parent.mkdir()
-    agent.write_text("---\nname: a\ndescription: 'Quoted.'\n---\n", encoding="utf-8")
+    # a block scalar is beyond the fast frontmatter reader: PyYAML reads it
+    agent.write_text("---\nname: a\ndescription: |\n  Block text.\n---\n", encoding="utf-8")
     assert "yaml" in top_level(imported(cli, "lint", str(agent), cwd=tmp_path))
