@@ -4,6 +4,11 @@ Agents copy commands out of the skills verbatim. A skill that says
 ``dispatch-kit plan validate`` after the command was renamed sends every
 orchestrator into an error it cannot explain, so each distinct mention is run
 with ``--help`` and must exit 0.
+
+Skills, agents and templates are read whole: they are terse instructions, and
+a command named in their prose is copied as readily as one in code. The
+README is long prose about the project, so only its code (spans and fenced
+blocks) is read there; its sentences may say "dispatch-kit knows" freely.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from collections import defaultdict
 from conftest import ROOT
 
 SOURCES = ("skills/**/*.md", "agents/*.md", "templates/**/*.j2", "README.md")
+CODE_ONLY = ("README.md",)
+# Fenced code blocks, and inline code spans (a run of backticks closed by the same run).
+FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)", re.M | re.S)
+SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.S)
 
 # `dispatch-kit` (possibly bin/dispatch-kit, possibly closing a quote) followed on the
 # same line by a lowercase word, and maybe a second one: a subcommand and a sub-subcommand.
@@ -72,6 +81,17 @@ PROSE = {
 }
 
 
+def code_only(text: str) -> str:
+    """``text`` with everything but Markdown code blanked (same length and lines)."""
+    keep = [match.span() for match in FENCE.finditer(text)]
+    masked = FENCE.sub(lambda m: " " * len(m.group(0)), text)
+    keep += [match.span() for match in SPAN.finditer(masked)]
+    out = ["\n" if c == "\n" else " " for c in text]
+    for start, end in keep:
+        out[start:end] = text[start:end]
+    return "".join(out)
+
+
 def mentions_in(text: str) -> list[tuple[int, tuple[str, ...]]]:
     """(line, words) for each command mention; prose words are not commands."""
     found = []
@@ -88,7 +108,10 @@ def collect() -> dict[tuple[str, ...], list[str]]:
     where: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for pattern in SOURCES:
         for path in sorted(ROOT.glob(pattern)):
-            for line, words in mentions_in(path.read_text(encoding="utf-8")):
+            text = path.read_text(encoding="utf-8")
+            if pattern in CODE_ONLY:
+                text = code_only(text)
+            for line, words in mentions_in(text):
                 where[words].append(f"{path.relative_to(ROOT)}:{line}")
     return where
 
@@ -110,6 +133,23 @@ def test_parser_finds_commands_and_skips_prose() -> None:
         (4, ("lint",)),
         (7, ("demo",)),
     ]
+
+
+def test_readme_prose_is_not_read_but_its_code_is() -> None:
+    text = (
+        "Only dispatch-kit knows the rules; dispatch-kit alone is fast.\n"
+        "Run `dispatch-kit lint prompts/` or:\n"
+        "```sh\n"
+        "dispatch-kit plan validate plan.yaml\n"
+        "```\n"
+        "and ``dispatch-kit rule DK101`` explains one.\n"
+    )
+    assert [words for _, words in mentions_in(code_only(text))] == [
+        ("lint",),
+        ("plan", "validate"),
+        ("rule",),
+    ]
+    assert [line for line, _ in mentions_in(code_only(text))] == [2, 4, 6]
 
 
 def test_every_named_subcommand_has_working_help(cli) -> None:
