@@ -576,3 +576,26 @@ def test_demo_refuses_a_folder_it_did_not_make(cli, tmp_path):
     assert result.returncode == 2
     assert "was not made by the demo" in result.stderr
     assert keep.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "prose", "compact"),
+    [
+        (0.034, "0.03 s", "0.03s"),
+        (4.2, "4.2 s", "4.20s"),
+        (42, "42 s", "42.0s"),
+        (125, "2 min 5 s", "2m 05s"),
+        (600, "10 min", "10m 00s"),
+        (3780, "1 h 3 min", "1h 03m"),
+        (7200, "2 h", "2h 00m"),
+    ],
+)
+def test_durations_read_as_words_in_prompts_and_line_up_in_terminals(seconds, prose, compact):
+    """Prompts and reports say "2 min 5 s" (an agent reads them); progress lines and
+    ``ledger status`` say "2m 05s" (columns line up). Both come from dispatch_kit.durations."""
+    from dispatch_kit.durations import format_duration, prose_duration
+    from dispatch_kit.render import environment
+
+    assert prose_duration(seconds) == prose
+    assert format_duration(seconds) == compact
+    assert environment().filters["duration"] is prose_duration

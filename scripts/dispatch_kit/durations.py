@@ -1,14 +1,22 @@
-"""Durations as people type them on a command line: ``30s``, ``10m``, ``2h``, ``1h30m``.
+"""Durations: parsed as people type them, written as people read them.
 
 Leases, stale thresholds and timeouts are all durations. Accepting one
-spelling everywhere (and rejecting anything else with a clear message) keeps a
-typo such as ``--lease 10x`` from silently becoming a ten-second lease.
+spelling everywhere (``30s``, ``10m``, ``2h``, ``1h30m``; anything else is
+rejected with a clear message) keeps a typo such as ``--lease 10x`` from
+silently becoming a ten-second lease.
+
+They are written two ways, on purpose, and both live here:
+:func:`format_duration` is compact and lines up in a terminal (``4m 05s``:
+progress lines, ``ledger status``); :func:`prose_duration` reads as words in
+the prompts and reports an agent reads (``4 min 5 s``), where ``4m`` could be
+taken for four metres or four months.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from dispatch_kit.errors import InputError
 
@@ -56,3 +64,24 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def prose_duration(seconds: Any) -> str:
+    """Seconds as words, the templates' ``duration`` filter: ``0.03 s``, ``2 min 5 s``, ``1 h``."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return str(seconds)
+    if value < 1:
+        return f"{value:.2f} s"
+    if value < 10:
+        return f"{value:.1f} s"
+    whole = round(value)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, secs = divmod(whole, 60)
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    minutes = rest // 60
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dispatch_kit.durations import prose_duration
 from dispatch_kit.errors import InputError
 from dispatch_kit.packroot import templates_dir
 
@@ -81,7 +82,7 @@ def _environment(root: str) -> SandboxedEnvironment:
     )
     env.filters["code"] = inline_code
     env.filters["fence"] = fenced
-    env.filters["duration"] = duration
+    env.filters["duration"] = prose_duration
     return env
 
 
@@ -108,27 +109,6 @@ def fenced(text: Any, lang: str = "") -> str:
     longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{text}\n{fence}"
-
-
-def duration(seconds: Any) -> str:
-    """Seconds as a person reads them: ``0.03 s``, ``4.2 s``, ``2 min 5 s``, ``1 h 3 min``."""
-    try:
-        value = float(seconds)
-    except (TypeError, ValueError):
-        return str(seconds)
-    if value < 1:
-        return f"{value:.2f} s"
-    if value < 10:
-        return f"{value:.1f} s"
-    whole = round(value)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        minutes, secs = divmod(whole, 60)
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    hours, rest = divmod(whole, 3600)
-    minutes = rest // 60
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 # --------------------------------------------------------------------------- rendering
