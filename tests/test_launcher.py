@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -368,3 +369,45 @@ def test_broken_environment_is_reported_not_looped(
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, lines
     assert str(broken) in lines[0] and "delete that folder" in lines[0]
+
+
+def test_environments_unused_for_two_weeks_are_deleted(installed: dict[str, object]) -> None:
+    """Plugin updates build new environments; the launcher must not keep every old one."""
+    data, env, tmp = installed["data"], installed["env"], installed["tmp"]
+    assert isinstance(data, Path) and isinstance(tmp, Path) and isinstance(env, dict)
+    venvs = data / "venvs"
+    (current,) = environments(venvs)
+    day = 86400.0
+    now = time.time()
+
+    def fake(name: str, idle_days: float, ready: bool = True) -> Path:
+        folder = venvs / name
+        folder.mkdir()
+        if ready:
+            marker = folder / "dispatch-kit-ready"
+            marker.write_text("old requirements\n")
+            os.utime(marker, (now - idle_days * day, now - idle_days * day))
+        return folder
+
+    stale = fake("py3.11-0123456789ab", idle_days=30)
+    recent = fake("py3.11-abcdef012345", idle_days=3)
+    unfinished = fake("py3.11-aaaaaaaaaaaa", idle_days=30, ready=False)
+    foreign = venvs / "notes-kept-by-someone"
+    foreign.mkdir()
+    # The environment in use was last used long ago too: using it now must refresh it.
+    marker = venvs / current / "dispatch-kit-ready"
+    os.utime(marker, (now - 30 * day, now - 30 * day))
+    (venvs / ".last-cleanup").unlink(missing_ok=True)
+
+    proc = launch("--version", env=env, cwd=tmp)
+
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists()
+    assert recent.exists() and unfinished.exists() and foreign.exists()
+    assert (venvs / current).exists() and now - marker.stat().st_mtime < day
+    # At most once a day: a second stale environment waits for the next day's clean-up.
+    stale_again = fake("py3.11-0123456789ab", idle_days=30)
+    assert launch("--version", env=env, cwd=tmp).returncode == 0
+    assert stale_again.exists()
+    for folder in (recent, unfinished, foreign, stale_again):
+        shutil.rmtree(folder)
