@@ -20,6 +20,62 @@ DEFAULT_MAX_TASKS = 6
 MIN_TASKS = 2
 
 
+# The checker's contains tests, as commands (check.py: bytes for text; UTF-8 with
+# replacement and re.MULTILINE for a regex).
+_PY_REGEX = (
+    "import re,sys;sys.exit(not re.search(sys.argv[1],open(sys.argv[2],encoding='utf-8',"
+    "errors='replace',newline='').read(),re.M))"
+)
+_PY_TEXT = "import sys;sys.exit(sys.argv[1].encode() not in open(sys.argv[2],'rb').read())"
+# Escapes of punctuation mean the character itself in both dialects.
+_PUNCTUATION = set(".^$*+?()[]{}|\\/-")
+
+
+def _grep_reads_as_python(regex: str) -> bool:
+    """Whether ``grep -E`` (line by line) and Python's ``re`` (re.MULTILINE) agree on ``regex``.
+
+    Conservative: any construct the two dialects read differently, or that
+    only one has, sends the caller to the exact Python spelling: escapes of
+    letters and digits (``\\d``, ``\\b``, back-references), ``(?`` groups,
+    lazy quantifiers, any ``{`` that is not a plain ``{m}``/``{m,n}``, a
+    backslash or ``[:`` inside brackets, and line breaks (grep never sees one).
+    """
+    if "\n" in regex or "\r" in regex or "(?" in regex:
+        return False
+    i, length = 0, len(regex)
+    while i < length:
+        char = regex[i]
+        if char == "\\":
+            if i + 1 >= length or regex[i + 1] not in _PUNCTUATION:
+                return False
+            i += 2
+            continue
+        if char == "[":
+            j = i + 1 + (regex[i + 1 : i + 2] == "^")
+            j += regex[j : j + 1] == "]"  # a leading "]" is literal in both
+            end = regex.find("]", j)
+            if end < 0 or "\\" in regex[i + 1 : end] or "[" in regex[i + 1 : end]:
+                return False
+            i = end + 1
+            continue
+        if char in "*+?" and regex[i + 1 : i + 2] in ("?", "+"):
+            return False
+        if char == "{":
+            end = regex.find("}", i)
+            inner = regex[i + 1 : end] if end > 0 else ""
+            low, _, high = inner.partition(",")
+            if not low.isdigit() or (high and not high.isdigit()):
+                return False
+            if regex[end + 1 : end + 2] in ("?", "+"):
+                return False
+            i = end + 1
+            continue
+        if char == "}":
+            return False
+        i += 1
+    return True
+
+
 @dataclass(frozen=True)
 class Criterion:
     """One exit criterion: a shell command, or a structured check that needs no shell."""
@@ -35,16 +91,27 @@ class Criterion:
     line: int | None = None
 
     def display(self) -> str:
-        """The criterion as a shell command a worker can paste to verify itself."""
+        """The criterion as a shell command a worker can paste to verify itself.
+
+        It must agree with the checker: a worker told to run a command that
+        passes where the checker fails retries blind. ``grep`` is shown where
+        it reads the check exactly as the checker does (a one-line text; a
+        regex in the syntax POSIX ERE and Python share); otherwise the
+        command is the checker's own test, spelled in Python.
+        """
         q = shlex.quote
         if self.kind == "shell":
             return self.shell or ""
         if self.kind == "file_exists":
             return f"test -f {q(self.path or '')}"
         if self.kind == "contains" and self.regex is not None:
-            return f"grep -qE -- {q(self.regex)} {q(self.path or '')}"
+            if _grep_reads_as_python(self.regex):
+                return f"grep -qE -- {q(self.regex)} {q(self.path or '')}"
+            return f"python3 -c {q(_PY_REGEX)} {q(self.regex)} {q(self.path or '')}"
         if self.kind == "contains":
-            return f"grep -qF -- {q(self.text or '')} {q(self.path or '')}"
+            if "\n" not in (self.text or "") and "\r" not in (self.text or ""):
+                return f"grep -qF -- {q(self.text or '')} {q(self.path or '')}"
+            return f"python3 -c {q(_PY_TEXT)} {q(self.text or '')} {q(self.path or '')}"
         if self.kind == "min_bytes":
             return f"test \"$(wc -c < {q(self.path or '')})\" -ge {self.min_bytes}"
         return shlex.join(self.argv)
