@@ -23,6 +23,13 @@ def top_level(modules: set[str]) -> set[str]:
     return {m.split(".")[0] for m in modules}
 
 
+def write(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def test_markdown_prompt_imports_nothing_heavy(cli, tmp_path):
     (tmp_path / "p.md").write_text("[Execute] Fix the parser.\n", encoding="utf-8")
     modules = top_level(imported(cli, "lint", "p.md", cwd=tmp_path))
@@ -46,39 +53,35 @@ def test_one_prompt_naming_its_agent_imports_neither_typing_nor_pathlib(cli, tmp
 
 
 def test_simple_skill_frontmatter_needs_no_yaml_library(cli, tmp_path):
-    skill = tmp_path / "skills" / "notes" / "SKILL.md"
-    skill.parent.mkdir(parents=True)
-    skill.write_text(
+    skill = write(
+        tmp_path,
+        "skills/notes/SKILL.md",
         "---\nname: notes\ndescription: Takes notes. Use when a meeting ends.\n"
         "metadata:\n  owner: docs\n---\n\n# Notes\n",
-        encoding="utf-8",
     )
     modules = top_level(imported(cli, "lint", str(skill), cwd=tmp_path))
     assert not modules & set(HEAVY)
 
 
 def test_quoted_and_flow_frontmatter_needs_no_yaml_library(cli, tmp_path):
-    skill = tmp_path / "skills" / "notes" / "SKILL.md"
-    skill.parent.mkdir(parents=True)
-    skill.write_text(
+    skill = write(
+        tmp_path,
+        "skills/notes/SKILL.md",
         "---\nname: notes\ndescription: 'Takes notes: use when a meeting ends.'\n"
         "allowed-tools: [Read, Grep]\n---\n\n# Notes\n",
-        encoding="utf-8",
     )
-    agent = tmp_path / "agents" / "a.md"
-    agent.parent.mkdir()
-    agent.write_text(
+    agent = write(
+        tmp_path,
+        "agents/a.md",
         '---\nname: a\ndescription: "Use for one task; it reports what changed."\n'
         "tools: Read, Grep # read-only\n---\n\nYou are the a agent.\n",
-        encoding="utf-8",
     )
     # the benchmark corpus's broken skill: the fast reader reports PyYAML's error itself
-    broken = tmp_path / "skills" / "broken" / "SKILL.md"
-    broken.parent.mkdir()
-    broken.write_text(
+    broken = write(
+        tmp_path,
+        "skills/broken/SKILL.md",
         "---\nname: broken\ndescription: Use when a test needs a broken skill.\n"
         "metadata: {category: [unclosed\n---\n\n# Broken\n",
-        encoding="utf-8",
     )
     paths = (str(skill), str(agent), str(broken))
     modules = top_level(imported(cli, "lint", *paths, cwd=tmp_path))
