@@ -74,6 +74,31 @@ def test_unmarked_prompts_are_checked_as_dispatches(cli, tmp_path):
     assert "DK502" in result.stderr
 
 
+def test_an_unmarked_work_order_is_warned_but_not_blocked(cli, tmp_path):
+    """DK103: the kind-specific rules are skipped without a marker, so the hook says so."""
+    prompt = "Implement the parser change in src/, run the tests and commit.\n"
+    result = hook(cli, event(prompt, tmp_path, subagent="general-purpose"), tmp_path)
+    assert result.returncode == 0  # a warning: the dispatch goes through
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("dispatch-prompt:1:1: DK103 this dispatch asks to 'Implement the")
+    assert "start it with [Execute] (or [Plan])" in lines[0]
+    assert lines[-1] == "dispatch-kit: warnings only, dispatch allowed"
+    assert not any(" DK101 " in line for line in lines)  # still no kind-specific rules
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "[Inspect] Read src/parser.py and tell me which tests cover tokenize().\n",
+        "Read the config and tell me the port; do not edit anything.\n",
+        "Does the CI run the tests on every push?\n",
+    ],
+)
+def test_an_unmarked_or_inspect_read_passes_silently(cli, tmp_path, prompt):
+    result = hook(cli, event(prompt, tmp_path, subagent="Explore"), tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
 @pytest.mark.parametrize("subagent", ["domain-editor", "dispatch-kit:domain-editor"])
 def test_bash_work_for_the_packs_edit_only_agent_is_blocked(cli, tmp_path, subagent):
     """subagent_type names the target; the pack's own agents/ resolves it."""

@@ -13,10 +13,12 @@ from dispatch_kit.lint.rules import (
     stream_safety,
     suppressions,
     templates,
+    unmarked,
 )
 
 RULES = (
     *stream_safety.RULES,
+    *unmarked.RULES,
     *exit_criteria.RULES,
     *fire_and_forget.RULES,
     *bash_chain.RULES,

@@ -21,6 +21,21 @@ BLOCK = """Stream-safety:
 3. When a read returns more than 500 lines, narrow the next read with offset/limit.
 """
 
+# A request for Bash work: commit, push, run tests or commands. Every match
+# contains one of BASH_WORDS. DK401 (an agent without Bash asked for it) and
+# DK103 (an unmarked dispatch asking for it) share it.
+BASH_WORK = lazy(
+    r"\bgit[ \t]+(?:commit|push|add|rebase|merge|tag|checkout|reset|stash|cherry-pick)\b"
+    r"|\bcommit\b(?=[ \t]+(?:it|them|this|that|the|your|all|each|every|changes?|work|files?|"
+    r"edits?|and|with|to|once|when|after|before|only|on)\b|[ \t]*[.,;:)]|[ \t]*$)"
+    r"|\bpush\b(?=[ \t]+(?:it|them|the|your|to|changes?|commits?|branch|and|origin|upstream)\b"
+    r"|[ \t]*[.,;:)]|[ \t]*$)"
+    r"|\b(?:re-?)?run\b[^.]{0,40}?\b(?:tests?|test suite|commands?|scripts?|builds?|linters?|"
+    r"checks?|criteria|criterion|migrations?|dry[- ]runs?|make|npm|pytest|python3?|shell)\b"
+    r"|\b(?:re-?)?run[ \t]+`"
+    r"|\bexecute\b[^.]{0,30}?\b(?:commands?|scripts?|tests?|shell)\b"
+)
+BASH_WORDS = ("git", "commit", "push", "run", "execute")
 
 
 def family(**shared: Any) -> Callable[..., Rule]:

@@ -19,19 +19,8 @@ from dispatch_kit.lint.kinds import PROMPT_KINDS
 from dispatch_kit.lint.patterns import lazy
 from dispatch_kit.lint.prose import find_asked, matches
 from dispatch_kit.lint.registry import Example, Hit, Rule
-from dispatch_kit.lint.rules._shared import BLOCK
+from dispatch_kit.lint.rules._shared import BASH_WORDS, BASH_WORK, BLOCK
 
-_BASH_WORK = lazy(
-    r"\bgit[ \t]+(?:commit|push|add|rebase|merge|tag|checkout|reset|stash|cherry-pick)\b"
-    r"|\bcommit\b(?=[ \t]+(?:it|them|this|that|the|your|all|each|every|changes?|work|files?|"
-    r"edits?|and|with|to|once|when|after|before|only|on)\b|[ \t]*[.,;:)]|[ \t]*$)"
-    r"|\bpush\b(?=[ \t]+(?:it|them|the|your|to|changes?|commits?|branch|and|origin|upstream)\b"
-    r"|[ \t]*[.,;:)]|[ \t]*$)"
-    r"|\b(?:re-?)?run\b[^.]{0,40}?\b(?:tests?|test suite|commands?|scripts?|builds?|linters?|"
-    r"checks?|criteria|criterion|migrations?|dry[- ]runs?|make|npm|pytest|python3?|shell)\b"
-    r"|\b(?:re-?)?run[ \t]+`"
-    r"|\bexecute\b[^.]{0,30}?\b(?:commands?|scripts?|tests?|shell)\b"
-)
 # Who would commit in a hand-back: the orchestrating side of the dispatch.
 _MAIN_WORDS = (
     r"main(?:[ \t]+(?:thread|agent|session))?|orchestrator|lead(?:[ \t]+agent)?"
@@ -74,9 +63,7 @@ def _check_bashless(region: Region) -> Iterator[Hit]:
     if info is None or info.has_bash:
         return
     tools = ", ".join(info.tools or ())
-    for offset, asked in find_asked(
-        region, _BASH_WORK, ("git", "commit", "push", "run", "execute"), anchored=True
-    ):
+    for offset, asked in find_asked(region, BASH_WORK, BASH_WORDS, anchored=True):
         yield region.at(
             offset,
             f"agent '{region.agent}' has no Bash (tools: {tools}) but is asked to "
