@@ -72,6 +72,17 @@ QUIET = [
     "Here is a worker prompt:\n\n```\nFix the parser and commit.\n```\n\nIs it well formed?\n",
     "| step | what |\n|---|---|\n| 1 | run the tests |\n",
     "# Notes from the retro\n\nOne worker kept polling; another started a server.\n",
+    # text for the reply, not a change to any file
+    "Write a commit message for the staged diff.\n",
+    "Write a test plan for the login flow and send it back to me.\n",
+    "Write a code review of the diff in your reply.\n",
+    "Run me through how the tests work.\n",
+    "Run through the scripts in package.json and explain what each does.\n",
+    "Add up the numbers in data/sales.csv and tell me the total.\n",
+    "Create a list of files in src/ that import requests, and report it.\n",
+    # a pasted log is one long "sentence" full of verbs, none of them asked for
+    "Summarise these commits for the release notes:\n\n"
+    + "".join(f"{i:07x} fix parser edge case {i}\n" for i in range(300)),
 ]
 
 
@@ -154,3 +165,22 @@ def test_cli_warns_on_prompt_files_and_stdin_but_not_on_skills_agents_or_docs(cl
     ]
     piped = cli("lint", "--select", CODE, "-", input=WORK, cwd=tmp_path)
     assert piped.returncode == 1 and f" {CODE} " in piped.stdout
+
+
+def test_a_long_pasted_text_is_read_in_linear_time(monkeypatch):
+    """A hook lints every dispatch: a pasted 2,000-line log must not make it quadratic.
+
+    Counted, not timed: each candidate verb may scan its sentence for a negation
+    only a bounded number of times, however long the sentence.
+    """
+    from dispatch_kit.lint import prose
+
+    calls = []
+    real = prose.Sentence.negated_at
+    monkeypatch.setattr(
+        prose.Sentence, "negated_at", lambda self, i: calls.append(i) or real(self, i)
+    )
+    # One paragraph with no sentence end: one 90 KB sentence, 4,000 verbs after commas.
+    lines = "".join(f"do not fix item {i}, fix item {i + 1} only later\n" for i in range(2000))
+    dk103("Background for the release:\n\n" + lines)
+    assert 0 < len(calls) <= 2 * 12  # two patterns, at most a dozen tries each

@@ -126,6 +126,28 @@ _LEAD_IN = lazy(
 )
 
 
+# Requests in imperative position tried per sentence: each costs a scan of the sentence
+# for negations, and a pasted list of "Don't: fix a, fix b, ..." must stay linear.
+_MAX_TRIES = 12
+# Verbs whose object is text for the reply, not a change: "write a commit message",
+# "create a list of the files that ...", "add up the numbers", "run me through the tests".
+_TEXT_ONLY = lazy(
+    r"(?:write|create|add|draft|compose|prepare)[ \t]+"
+    r"(?:(?:a|an|the|me|us|your|short|brief|new|detailed|quick|one|test|code|commit|release|"
+    r"pull[ \t]+request|pr|step-by-step)[ \t]+){0,3}"
+    r"(?:messages?|plans?|reviews?|lists?|summar(?:y|ies)|descriptions?|reports?|outlines?|"
+    r"overviews?|explanations?|proposals?|checklists?|strateg(?:y|ies)|notes?|answers?|"
+    r"repl(?:y|ies)|comments?|drafts?|titles?)\b"
+    r"|run[ \t]+(?:me[ \t]+|us[ \t]+)?through\b"
+    r"|add(?:s|ed|ing)?[ \t]+up\b"
+)
+# How far before a verb its clause may start. A "sentence" can be a whole pasted log
+# (lines of a paragraph are joined); searching back from every candidate verb to the
+# sentence's start made such a prompt quadratic (a 70 KB one took 25 s in the hook).
+# A verb further than this from any break opens no clause it could be asked in.
+_CLAUSE_WINDOW = 200
+
+
 def _imperative(text: str, index: int) -> bool:
     """Whether the verb at ``index`` of a sentence is asked for, by its position.
 
@@ -134,9 +156,12 @@ def _imperative(text: str, index: int) -> bool:
     clause that no "whether", "how" or "if" turns into a question or a
     description ("tell me whether we should commit and push").
     """
-    start = 0
-    for found in _HARD_BREAK.finditer(text, 0, index):
+    window = max(0, index - _CLAUSE_WINDOW)
+    start = window
+    for found in _HARD_BREAK.finditer(text, window, index):
         start = found.end()
+    if start == window and window > 0:
+        return False  # no clause break within reach: mid-clause, not a request
     if _SUBORDINATE.search(text, start, index) is not None:
         return False
     if start == 0 and _QUESTION_START.match(text) is not None:
@@ -158,15 +183,20 @@ def asked_work(region: Region) -> int | None:
             if text.endswith("?"):
                 continue  # a question, not a request
             match: re.Match[str] | None = first
-            while match is not None:
+            tried = 0
+            while match is not None and tried < _MAX_TRIES:
                 at = match.start()
                 asked = match.group(0)
+                if not _imperative(text, at):  # bounded; negated_at scans the sentence
+                    match = pattern.search(text, match.end())
+                    continue
+                tried += 1
                 if (
-                    not sentence.negated_at(at)
-                    and NEGATION.search(asked) is None  # "write it to no file"
+                    NEGATION.search(asked) is None  # "write it to no file"
                     and (pattern is not BASH_WORK or _LOOKUP.search(asked) is None)
+                    and _TEXT_ONLY.match(text, at) is None
                     and not region.in_fence(sentence.start + at)
-                    and _imperative(text, at)
+                    and not sentence.negated_at(at)
                 ):
                     best = sentence.start + at
                     break
