@@ -109,6 +109,9 @@ DEFERRED = [
     "name: a\n\t\nb: c\n",  # a tab
     "name: a\x0cb: c\n",  # a control character
     "name: a\x85b: c\n",  # NEL, a YAML line break
+    "description: a\u2028b\n",  # the line separator: libyaml breaks the line there
+    "k: \u2029\n",  # the paragraph separator
+    "k: x # c\u2028y: z\n",
     "name: a\n\xa0\n",  # no-break space is content, not blank
     "- a\n- b\n",
     "metadata:\n  deeper:\n    x: y\n",

@@ -68,7 +68,7 @@ def split(text: str) -> Frontmatter | None:
 # YAML allows. Tabs, carriage returns, NEL, the Unicode line and paragraph
 # separators and the BOM change how libyaml splits, indents or skips text,
 # and control characters make it fail: such texts go to PyYAML.
-_UNUSUAL = lazy(r"[^\n -~\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_UNUSUAL = lazy(r"[^\n -~\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 
 # One significant line: indentation, then "- rest" or "key:" and the rest.
 _ENTRY = lazy(r"( *)(?:(-) +|([A-Za-z_][\w-]{0,999}):(?: +|$))(.*)", re.ASCII)
