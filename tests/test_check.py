@@ -152,7 +152,7 @@ def test_mixed_plan_reports_each_verdict_in_plan_order(cli, tmp_path):
     assert by_index[7]["exit_code"] == 3
     assert by_index[7]["stdout_tail"] == "out\n" and by_index[7]["stderr_tail"] == "err\n"
     assert by_index[7]["message"] == "exit code 3: err"
-    assert by_index[3]["criterion"] == "grep -qF -- 'hello world' present.txt"
+    assert by_index[3]["criterion"] == "grep -qaF -- 'hello world' present.txt"
     assert by_index[0]["line"] == 9 and by_index[7]["line"] == 16
     assert all(c["message"] == "" for c in criteria(doc) if c["verdict"] == "pass")
     assert task_b["criteria"][1]["message"] == "../a exists but is not a regular file"

@@ -84,6 +84,31 @@ def test_shown_regex_check_agrees_with_the_checker(workdir: Path, regex: str) ->
     assert shown_passes(workdir, criterion) == verdict(workdir, criterion), criterion.display()
 
 
+# Files on which grep and Python's re disagree unless the display avoids grep for them.
+AWKWARD = [
+    (r"version[^0-9]*2", b"version:\n  2\n"),  # [^...] crosses the line break in Python
+    (r"^$", b"abc\n"),  # re.M: an empty match after the last newline
+    (r"^ *$", b"title\nbody\n"),
+    (r"x*", b""),  # grep sees no line in an empty file
+    (r"caf.", b"caf\xe9\n"),  # "." and an undecodable byte (U+FFFD in Python)
+    (r"q$", b"q\x00x\n"),  # a NUL makes grep treat the file as binary without -a
+    (r"x{0,40000}", b"abc\n"),  # grep refuses counts above 32767
+    (r"^.{3}$", "\u00e9t\u00e9\n".encode()),  # characters, not bytes
+    (r"^## Usage", b"# T\n## Usage\n"),
+]
+
+
+@pytest.mark.parametrize(("regex", "content"), AWKWARD)
+def test_shown_regex_check_agrees_on_awkward_files(
+    tmp_path: Path, regex: str, content: bytes
+) -> None:
+    if not shutil.which("grep"):
+        pytest.skip("no grep on this machine")
+    (tmp_path / "doc.md").write_bytes(content)
+    criterion = Criterion("contains", path="doc.md", regex=regex)
+    assert shown_passes(tmp_path, criterion) == verdict(tmp_path, criterion), criterion.display()
+
+
 @pytest.mark.parametrize("text", TEXTS)
 def test_shown_text_check_agrees_with_the_checker(workdir: Path, text: str) -> None:
     criterion = Criterion("contains", path="doc.md", text=text)
@@ -93,8 +118,8 @@ def test_shown_text_check_agrees_with_the_checker(workdir: Path, text: str) -> N
 def test_plain_regexes_are_shown_as_grep() -> None:
     """Readable where that is exact: most criteria are simple patterns."""
     for regex in (r"^## Usage", r"count: [0-9]{2} items$", r"a\+b", r"(#|##) Title"):
-        assert Criterion("contains", path="f", regex=regex).display().startswith("grep -qE ")
-    for regex in (r"\d+", r"\bword\b", r"a(?=b)", r"c.*?z", "x\ny", r"[[:digit:]]"):
+        assert Criterion("contains", path="f", regex=regex).display().startswith("grep -qaE ")
+    for regex in (r"\d+", r"\bword\b", r"a(?=b)", r"c.*?z", "x\ny", r"[[:digit:]]", "[^a]", "a.c"):
         assert Criterion("contains", path="f", regex=regex).display().startswith("python3 -c ")
 
 

@@ -225,7 +225,7 @@ def test_worker_prompt_from_the_example_plan(cli):
     # The criteria as commands the worker can paste, in plan order.
     commands = [
         "`test -f wordcount.py`",
-        "`grep -qF -- 'def count_words' wordcount.py`",
+        "`grep -qaF -- 'def count_words' wordcount.py`",
         "`python3 -m py_compile wordcount.py`",
         "`printf 'one two  three\\n' | python3 wordcount.py | grep -qx 3`",
     ]

@@ -6,6 +6,7 @@ works on these frozen objects, so a plan that got this far is known good.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,18 @@ def _grep_reads_as_python(regex: str) -> bool:
     Conservative: any construct the two dialects read differently, or that
     only one has, sends the caller to the exact Python spelling: escapes of
     letters and digits (``\\d``, ``\\b``, back-references), ``(?`` groups,
-    lazy quantifiers, any ``{`` that is not a plain ``{m}``/``{m,n}``, a
-    backslash or ``[:`` inside brackets, and line breaks (grep never sees one).
+    lazy quantifiers, any ``{`` that is not a plain small ``{m}``/``{m,n}``,
+    a backslash or ``[`` inside brackets, negated brackets and ``.`` (Python's
+    match line breaks or undecodable bytes), non-ASCII or unprintable
+    characters, and any regex that matches the empty text (grep sees no line
+    in an empty file).
     """
-    if "\n" in regex or "\r" in regex or "(?" in regex:
+    if "(?" in regex or not regex.isascii() or not regex.isprintable():
+        return False  # extensions; and bytes against characters, which depends on the locale
+    try:
+        if re.search(regex, "", re.MULTILINE) is not None:
+            return False  # grep finds no line in an empty file, nor after its last newline
+    except re.error:
         return False
     i, length = 0, len(regex)
     while i < length:
@@ -51,13 +60,16 @@ def _grep_reads_as_python(regex: str) -> bool:
             i += 2
             continue
         if char == "[":
-            j = i + 1 + (regex[i + 1 : i + 2] == "^")
-            j += regex[j : j + 1] == "]"  # a leading "]" is literal in both
+            if regex[i + 1 : i + 2] == "^":
+                return False  # Python's [^...] also matches a line break; grep's never sees one
+            j = i + 1 + (regex[i + 1 : i + 2] == "]")  # a leading "]" is literal in both
             end = regex.find("]", j)
             if end < 0 or "\\" in regex[i + 1 : end] or "[" in regex[i + 1 : end]:
                 return False
             i = end + 1
             continue
+        if char == ".":
+            return False  # Python's "." matches the U+FFFD of an undecodable byte; grep's not
         if char in "*+?" and regex[i + 1 : i + 2] in ("?", "+"):
             return False
         if char == "{":
@@ -66,6 +78,8 @@ def _grep_reads_as_python(regex: str) -> bool:
             low, _, high = inner.partition(",")
             if not low.isdigit() or (high and not high.isdigit()):
                 return False
+            if int(low) > 255 or (high and int(high) > 255):
+                return False  # grep refuses repeat counts above 32767
             if regex[end + 1 : end + 2] in ("?", "+"):
                 return False
             i = end + 1
@@ -106,11 +120,11 @@ class Criterion:
             return f"test -f {q(self.path or '')}"
         if self.kind == "contains" and self.regex is not None:
             if _grep_reads_as_python(self.regex):
-                return f"grep -qE -- {q(self.regex)} {q(self.path or '')}"
+                return f"grep -qaE -- {q(self.regex)} {q(self.path or '')}"
             return f"python3 -c {q(_PY_REGEX)} {q(self.regex)} {q(self.path or '')}"
         if self.kind == "contains":
             if "\n" not in (self.text or "") and "\r" not in (self.text or ""):
-                return f"grep -qF -- {q(self.text or '')} {q(self.path or '')}"
+                return f"grep -qaF -- {q(self.text or '')} {q(self.path or '')}"
             return f"python3 -c {q(_PY_TEXT)} {q(self.text or '')} {q(self.path or '')}"
         if self.kind == "min_bytes":
             return f"test \"$(wc -c < {q(self.path or '')})\" -ge {self.min_bytes}"
