@@ -160,3 +160,25 @@ def test_the_cli_leaves_a_cache_that_the_next_run_uses(cli, tmp_path):
     assert any("(execute|plan|" in key for key in entries)  # the kind marker's pattern
     second = cli("lint", "p.md", cwd=tmp_path, env=env)
     assert (second.returncode, second.stdout) == (first.returncode, first.stdout)
+
+
+def test_the_cache_follows_pycache_prefix(monkeypatch, tmp_path):
+    """PYTHONPYCACHEPREFIX moves bytecode out of the source tree; the cache goes with it."""
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path))
+    path = patterns._cache_path()
+    assert path is not None and path.startswith(str(tmp_path) + os.sep)
+    here = os.path.dirname(os.path.abspath(patterns.__file__))
+    assert os.path.dirname(path) == os.path.join(str(tmp_path), here.lstrip(os.sep))
+
+
+def test_an_entry_is_kept_only_when_it_equals_re_compile(monkeypatch):
+    """A rebuilt pattern that differs from re.compile's in any way is never cached."""
+    from types import SimpleNamespace
+
+    def reference_with_other_flags(pattern, flags=0):
+        return re.compile(pattern, flags | re.IGNORECASE)
+
+    monkeypatch.setattr(patterns, "re", SimpleNamespace(compile=reference_with_other_flags))
+    assert patterns._parts("abc", 0) is None
+    monkeypatch.setattr(patterns, "re", re)
+    assert patterns._parts("abc", 0) is not None

@@ -48,10 +48,15 @@ _Parts = tuple[int, list[int], int, dict[str, int], tuple["str | None", ...]]
 
 
 def _cache_path() -> str | None:
+    """Beside this module's bytecode (under ``sys.pycache_prefix`` when one is set),
+    named for the exact interpreter build: a patch release may compile differently."""
     if _sre is None or not sys.implementation.cache_tag:
         return None
-    name = f"patterns.{sys.implementation.cache_tag}-sre{_sre.MAGIC}.marshal"
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__", name)
+    name = f"patterns.{sys.implementation.cache_tag}-{sys.hexversion:x}-sre{_sre.MAGIC}.marshal"
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.pycache_prefix:
+        return os.path.join(sys.pycache_prefix, here.lstrip(os.sep), name)
+    return os.path.join(here, "__pycache__", name)
 
 
 class _Cache:
@@ -102,7 +107,7 @@ class _Cache:
         if len(entries) > _MAX_ENTRIES:
             entries = {key: value for key, value in entries.items() if key in self.used}
         folder = os.path.dirname(self.path)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
+        tmp = f"{self.path}.{os.getpid()}-{os.urandom(4).hex()}.tmp"  # hosts may share a folder
         try:
             os.makedirs(folder, exist_ok=True)
             with open(tmp, "wb") as handle:
@@ -118,9 +123,10 @@ class _Cache:
 def _parts(pattern: str, flags: int) -> _Parts | None:
     """What ``re.compile`` hands the C engine for ``pattern``, in a form marshal can store.
 
-    Mirrors the last step of ``re._compiler.compile``; the result is checked
-    against ``re.compile``'s own pattern before it is kept, and any difference
-    in the interpreter's internals means no entry rather than a wrong one.
+    Mirrors the last step of ``re._compiler.compile``; the result must equal
+    ``re.compile``'s own pattern (same flags and code) before it is kept, and
+    any difference in the interpreter's internals means no entry rather than
+    a wrong one.
     """
     if _sre is None:
         return None
@@ -139,10 +145,8 @@ def _parts(pattern: str, flags: int) -> _Parts | None:
         reference = re.compile(pattern, flags)
     except Exception:  # noqa: BLE001 - internals differ: no cache for this pattern
         return None
-    same = (rebuilt.flags, rebuilt.groups, rebuilt.groupindex) == (
-        reference.flags, reference.groups, reference.groupindex
-    )
-    return parts if same else None
+    # Patterns compare equal when their flags and compiled code are equal.
+    return parts if rebuilt == reference else None
 
 
 CACHE = _Cache(_cache_path())
