@@ -497,7 +497,7 @@ def report(
         "",
         "## dispatch-kit speed targets",
         "",
-        "Measured after the rounds above, dispatch-kit alone and back to back, the way "
+        "Measured before the peers' rounds, dispatch-kit alone and back to back, the way "
         "pre-commit runs it (medians of the same numbers of runs).",
         "",
     ]
@@ -509,6 +509,12 @@ def report(
         ]
     else:
         lines.append("- not measured: dispatch-kit lint did not run (see the table)")
+    py_floor = floors.get("python")
+    if targets and py_floor:
+        lines.append(
+            f"- for scale: a bare start of the same Python took {py_floor:.0f} ms just before "
+            "these runs; the machine's speed varies, so compare runs by that number too"
+        )
     if args.count != TARGET_CORPUS_FILES:
         lines.append(
             f"- note: the corpus target is for {TARGET_CORPUS_FILES} files; this run "
@@ -641,20 +647,31 @@ def main(argv: list[str] | None = None) -> int:
         single = next((f.path for f in clean if f.kind == "skill"), files[0].path)
         prompt = next((f.path for f in clean if f.kind == "execute"), None)
 
-        results, _ = measure(tools, corpus, single, args.reps, args.single_reps)
-
-        # The targets are for dispatch-kit as pre-commit runs it: on its own. Right
-        # after a peer has kept both cores busy for seconds, this kind of machine
-        # runs the next process up to a quarter slower, which the rounds above
-        # spread over every tool for the ratios but which is no property of any.
-        targets: list[tuple[str, float, float, str]] = []
+        # Interpreter start-up, measured first like the targets: the scale they are read in.
+        floors = {
+            "python": floor_ms([dk_python, "-c", "pass"], args.single_reps),
+            "python-base": floor_ms([sys.executable, "-c", "pass"], args.single_reps)
+            if dk_python != sys.executable
+            else None,
+            "node": floor_ms(["node", "-e", "0"], args.single_reps)
+            if shutil.which("node")
+            else None,
+        }
+        # The targets are for dispatch-kit as pre-commit runs it: on its own, on a
+        # machine that is not already busy. So it is measured first. After peers
+        # have kept both cores busy for seconds, this kind of machine runs every
+        # process up to half again slower for a while: the rounds below spread
+        # that over all tools for the ratios, but it is no property of any.
         alone: Result | None = None
         prompt_ms: list[float] = []
-        dk = next((r for r in results if r.tool.name == "dispatch-kit lint"), None)
-        if dk and dk.corpus_s:
+        dk_tool = next((t for t in tools if t.name == "dispatch-kit lint"), None)
+        if dk_tool is not None and not dk_tool.unavailable:
             (alone,), prompt_ms = measure(
-                [dk.tool], corpus, single, args.reps, args.single_reps, prompt
+                [dk_tool], corpus, single, args.reps, args.single_reps, prompt
             )
+        results, _ = measure(tools, corpus, single, args.reps, args.single_reps)
+
+        targets: list[tuple[str, float, float, str]] = []
         if alone and alone.corpus_s:
             if prompt_ms:
                 targets.append(
@@ -681,15 +698,6 @@ def main(argv: list[str] | None = None) -> int:
                     "s",
                 )
             )
-        floors = {
-            "python": floor_ms([dk_python, "-c", "pass"], args.single_reps),
-            "python-base": floor_ms([sys.executable, "-c", "pass"], args.single_reps)
-            if dk_python != sys.executable
-            else None,
-            "node": floor_ms(["node", "-e", "0"], args.single_reps)
-            if shutil.which("node")
-            else None,
-        }
         commands = [display(t.corpus_cmd()) for t in tools if not t.unavailable]
         text = report(results, targets, args, info, single, floors, commands, alone)
     finally:
