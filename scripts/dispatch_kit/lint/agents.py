@@ -13,6 +13,7 @@ import os
 from functools import cache
 
 from dispatch_kit.lint import frontmatter
+from dispatch_kit.lint.config import upward
 from dispatch_kit.lint.record import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
@@ -58,13 +59,8 @@ def find_agent(name: str, start: str | None) -> AgentInfo | None:
     """
     folders: list[str] = []
     if start is not None:
-        folder = os.path.realpath(start)
-        while True:
+        for folder in upward(start):
             folders += [os.path.join(folder, "agents"), os.path.join(folder, ".claude", "agents")]
-            parent = os.path.dirname(folder)
-            if parent == folder:
-                break
-            folder = parent
     try:
         from dispatch_kit.packroot import pack_root_dir
 

@@ -18,6 +18,7 @@ from dispatch_kit.errors import InputError
 from dispatch_kit.lint.record import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 TABLE = "dispatch-kit"
@@ -59,14 +60,25 @@ class Config(Record):
         return frozenset(codes - registry.resolve_all(self.cli_ignore))
 
 
-def find_pyproject(start: str | Path) -> str | None:
-    """The nearest pyproject.toml at or above ``start`` with a [tool.dispatch-kit] table.
+def upward(start: str | Path) -> Iterator[str]:
+    """``start`` (resolved) and each folder above it, up to the root.
 
-    Plain ``os.path`` strings: this runs on every lint, and pathlib (with the
-    urllib.parse it imports) was a tenth of a one-file lint's start-up.
+    Plain ``os.path`` strings: the configuration and agent lookups run on every
+    lint, and pathlib (with the urllib.parse it imports) was a tenth of a
+    one-file lint's start-up.
     """
     folder = os.path.realpath(start)
     while True:
+        yield folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
+
+
+def find_pyproject(start: str | Path) -> str | None:
+    """The nearest pyproject.toml at or above ``start`` with a [tool.dispatch-kit] table."""
+    for folder in upward(start):
         candidate = os.path.join(folder, "pyproject.toml")
         if os.path.isfile(candidate):
             try:
@@ -76,10 +88,7 @@ def find_pyproject(start: str | Path) -> str | None:
                 text = ""
             if f"[tool.{TABLE}" in text or f'[tool."{TABLE}"' in text:
                 return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None
-        folder = parent
+    return None
 
 
 def load(start: str | Path | None = None, explicit: str | None = None) -> Config:
