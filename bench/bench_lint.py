@@ -525,7 +525,7 @@ def report(
     lines += ["", "## What each tool checks", ""]
     lines += [f"- {r.tool.name}: {r.tool.covers}" for r in results]
     lines += ["", "## Run details", ""]
-    py_floor, base_floor = floors.get("python"), floors.get("python-base")
+    base_floor = floors.get("python-base")
     node_floor = floors.get("node")
     lines.append(
         f"- machine: {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
