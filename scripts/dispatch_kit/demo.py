@@ -87,7 +87,12 @@ def _quote(arg: str) -> str:
 
 def check_manifests(ctx: DemoContext) -> None:
     """Check that the Claude Code manifests match the root plugin.json."""
-    ctx.cli("manifests", "--check")
+    # `manifests` works on the current folder; the pack (a checkout, a plugin
+    # folder or an installed package's data) is named when it is elsewhere.
+    if ctx.pack.resolve() == Path.cwd().resolve():
+        ctx.cli("manifests", "--check")
+    else:
+        ctx.cli("manifests", "--check", "--root", ctx.shown(ctx.pack))
 
 
 def render_prompts(ctx: DemoContext) -> None:
@@ -221,7 +226,7 @@ def prepare(out: Path) -> DemoContext:
     example = pack / EXAMPLE
     if not (example / "plan.yaml").is_file():
         raise InputError(
-            "the bundled example is missing; the demo runs from a checkout or plugin install",
+            "the bundled example is missing from the pack; reinstall dispatch-kit",
             path=str(example),
         )
     if out.resolve().is_relative_to(example.resolve()):

@@ -15,15 +15,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plugin.json, the single source of the pack's metadata.",
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 on drift")
-    parser.add_argument("--root", default=None, help="pack root (default: this pack)")
+    parser.add_argument(
+        "--root",
+        metavar="DIR",
+        default=None,
+        help="the pack's folder, holding plugin.json (default: the current folder, or, when "
+        "it has none and this copy runs from a checkout or plugin folder, that folder)",
+    )
     parser.set_defaults(func=run)
+
+
+def pack_folder(given: str | None) -> Path:
+    """The folder to derive manifests in: the one given, else the current one.
+
+    A checkout or plugin folder running its own copy keeps its old default (the
+    pack it runs from) when the current folder holds no plugin.json; an
+    installed wheel has no pack of its own to fall back on. A folder that is
+    not a pack is one plain line, not a missing-file error deep inside it.
+    """
+    from dispatch_kit import packroot
+    from dispatch_kit.errors import InputError
+
+    if given is not None:
+        root = Path(given)
+    elif (Path.cwd() / "plugin.json").is_file():
+        root = Path.cwd()
+    else:
+        try:
+            root = Path.cwd() if packroot.is_bundled() else packroot.pack_root()
+        except InputError:  # no pack of its own at all: the current folder is all there is
+            root = Path.cwd()
+    if not root.is_dir():
+        raise InputError("no such folder; pass the pack's folder with --root", path=str(root))
+    if not (root / "plugin.json").is_file():
+        raise InputError(
+            "not a plugin pack (no plugin.json); run in the pack's folder or pass --root DIR",
+            path=str(root),
+        )
+    return root
 
 
 def run(args: argparse.Namespace) -> int:
     from dispatch_kit import manifests
-    from dispatch_kit.packroot import pack_root
 
-    root = Path(args.root) if args.root else pack_root()
+    root = pack_folder(args.root)
     if args.check:
         drifts = manifests.check(root)
         for drift in drifts:
