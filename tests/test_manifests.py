@@ -99,3 +99,20 @@ def test_the_committed_manifests_are_exactly_what_the_root_derives(cli, tmp_path
         assert (root / ".claude-plugin" / name).read_bytes() == (
             ROOT / ".claude-plugin" / name
         ).read_bytes()
+
+
+def test_a_folder_without_plugin_json_is_not_a_pack_in_one_line(cli, tmp_path):
+    result = cli("manifests", "--check", "--root", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"{tmp_path}: not a plugin pack (no plugin.json); "
+        "run in the pack's folder or pass --root DIR\n"
+    )
+
+
+def test_the_current_folder_is_the_default_when_it_is_a_pack(cli, tmp_path):
+    root = pack_copy(tmp_path)
+    edit_json(root / ".claude-plugin" / "plugin.json", lambda d: d.update(license="edited"))
+    result = cli("manifests", "--check", cwd=root)
+    assert result.returncode == 1  # this copy's drift, not the checkout's clean state
+    assert ".claude-plugin/plugin.json: field 'license' is 'edited'" in result.stderr
