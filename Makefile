@@ -29,7 +29,10 @@ test: setup
 	$(BIN)/ruff check scripts tests bench bin/dispatch-kit
 	$(BIN)/dispatch-kit manifests --check
 	$(BIN)/dispatch-kit lint .
-	PATH="$(CURDIR)/tools/node_modules/.bin:$$PATH" $(BIN)/pytest
+	# The tests call the tools `make setup` installed (agentskills, claude) by name:
+	# put both install folders first, so a global copy can neither hide a
+	# missing install nor stand in for the pinned version.
+	PATH="$(CURDIR)/$(BIN):$(CURDIR)/tools/node_modules/.bin:$$PATH" $(BIN)/pytest
 
 clean:
 	rm -rf $(VENV) tools/node_modules $(DEMO_OUT)

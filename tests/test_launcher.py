@@ -26,6 +26,13 @@ LAUNCHER = ROOT / "bin" / "dispatch-kit"
 REQUIREMENTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own user cache: the launcher records its interpreter there, and a
+    record left by the user's own runs (or another test) must not decide a test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+
+
 def python3_dir(tmp: Path, python: str) -> Path:
     """A folder holding a ``python3`` that runs ``python``, to put first on PATH."""
     folder = tmp / "python-on-path"
@@ -93,8 +100,10 @@ def test_runs_from_any_cwd_and_through_a_symlink(tmp_path: Path) -> None:
     assert linked.returncode == 0, linked.stderr
     assert direct.stdout == linked.stdout == expected_version()
     assert direct.stderr == linked.stderr == ""
-    # Nothing installed and no state written when the dependencies are there.
-    assert not data.exists()
+    # Nothing installed when the dependencies are there: the only state is the
+    # record of the resolved interpreter, for the next call.
+    assert sorted(item.name for item in data.iterdir()) == ["python"]
+    assert (data / "python").read_text().splitlines()[0] == sys.executable
 
 
 def test_passes_arguments_and_exit_codes_through(tmp_path: Path) -> None:
@@ -329,23 +338,172 @@ def test_install_impossible_says_what_to_run(pipless_python: Path, tmp_path: Pat
     assert (venvs / "install.log").is_file()
 
 
+BAD_DISPATCH = (
+    '{"hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": '
+    '{"prompt": "[Execute] Task `counter` attempt 1. Reply DONE."}}'
+)
+
+
+def hook(event: str, env: dict[str, str], cwd: Path, name: str = "pre-dispatch"):
+    proc = subprocess.run(
+        [str(LAUNCHER), "hook", name], input=event, env=env, cwd=cwd,
+        capture_output=True, text=True, timeout=240,
+    )
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def background_build_pid(stderr: str) -> int:
+    """The pid the launcher names when it starts a build in the background."""
+    marker = "in the background (pid "
+    assert marker in stderr, stderr
+    return int(stderr.split(marker, 1)[1].split(")", 1)[0])
+
+
+def wait_for_exit(pid: int, timeout: float = 240) -> None:
+    """Block until a process that is not our child has ended (a pidfd, not a poll)."""
+    import select
+
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([handle], [], [], timeout)
+        assert ready, f"process {pid} still running after {timeout} s"
+    finally:
+        os.close(handle)
+
+
+def test_first_dispatch_is_checked_without_waiting_for_the_build(
+    bare_python: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """Right after install nothing is built: the hook lints with the python it has
+    (its code needs only the standard library) and builds the environment meanwhile."""
+    data = tmp_path / "data"
+    env = launcher_env(
+        python3_dir(tmp_path, str(bare_python)), CLAUDE_PLUGIN_DATA=str(data),
+        PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse),
+    )
+    proc = hook(BAD_DISPATCH, env, tmp_path)
+    assert proc.returncode == 2, proc.stderr  # checked for real: the bad prompt is blocked
+    assert "DK201" in proc.stderr
+    wait_for_exit(background_build_pid(proc.stderr))
+    (name,) = environments(data / "venvs")
+    python = data / "venvs" / name / "bin" / "python"
+    assert (data / "python").read_text().splitlines()[0] == str(python)
+    # The next dispatch runs in the built environment, through the record.
+    again = hook(BAD_DISPATCH, env, tmp_path)
+    assert again.returncode == 2 and "in the background" not in again.stderr
+
+
+def test_session_start_readies_the_environment_and_returns_at_once(
+    bare_python: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    env = launcher_env(
+        python3_dir(tmp_path, str(bare_python)), CLAUDE_PLUGIN_DATA=str(data),
+        PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse),
+    )
+    proc = hook('{"hook_event_name": "SessionStart", "source": "startup"}', env, tmp_path,
+                name="session-start")
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr  # stdout would be context
+    wait_for_exit(background_build_pid(proc.stderr))
+    assert len(environments(data / "venvs")) == 1
+    assert launch("--version", env=env, cwd=tmp_path).stdout == expected_version()
+
+
 def test_hook_fails_open_when_dependencies_cannot_be_installed(
     pipless_python: Path, tmp_path: Path
 ) -> None:
+    """The background build fails (no index, no pip): dispatches go on being checked,
+    and the next command that needs the environment says what to run."""
     env = launcher_env(
         python3_dir(tmp_path, str(pipless_python)),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
         PIP_NO_INDEX="1",
     )
-    event = '{"hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": {"prompt": "x"}}'
-    proc = subprocess.run(
-        [str(LAUNCHER), "hook", "pre-dispatch"], input=event, env=env, cwd=tmp_path,
-        capture_output=True, text=True, timeout=240,
+    proc = hook(BAD_DISPATCH, env, tmp_path)
+    assert proc.returncode == 2 and "DK201" in proc.stderr, proc.stderr
+    wait_for_exit(background_build_pid(proc.stderr))
+    log = tmp_path / "cache" / "dispatch-kit" / "venvs" / "install.log"
+    assert "== build " in log.read_text()
+    after = launch("--version", env=env, cwd=tmp_path)
+    assert after.returncode == 2
+    assert after.stderr.startswith("dispatch-kit: cannot install dependencies")
+
+
+def test_the_recorded_interpreter_skips_the_shim(tmp_path: Path) -> None:
+    """pyenv-style shims cost tens of ms per call: only the first call may go through one."""
+    data = tmp_path / "data"
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls = tmp_path / "shim-calls"
+    shim = shims / "python3"
+    shim.write_text(f'#!/bin/sh\necho call >> "{calls}"\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    env = launcher_env(shims, CLAUDE_PLUGIN_DATA=str(data))
+    for _ in range(3):
+        proc = launch("--version", env=env, cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stdout == expected_version(), proc.stderr
+    assert calls.read_text().count("call") == 1
+
+
+def test_a_stale_record_is_not_trusted(tmp_path: Path) -> None:
+    """A record naming a python that is gone, or written for another plugin folder, or one
+    whose dependency folders changed since, sends the call back through PATH."""
+    data = tmp_path / "data"
+    env = launcher_env(python3_dir(tmp_path, sys.executable), CLAUDE_PLUGIN_DATA=str(data))
+    assert launch("--version", env=env, cwd=tmp_path).returncode == 0
+    record = data / "python"
+    good = record.read_text()
+    python, stamp = good.splitlines()
+    for broken in (
+        f"{tmp_path}/gone/python\n{stamp}\n",
+        f"{python}\n{stamp.replace(str(ROOT), str(tmp_path))}\n",
+        f"{python}\n{stamp[:-1]}0\n" if not stamp.endswith("0") else f"{python}\n{stamp[:-1]}1\n",
+        "garbage",
+    ):
+        record.write_text(broken)
+        proc = launch("--version", env=env, cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stdout == expected_version(), proc.stderr
+        assert record.read_text() == good  # checked again and written afresh
+
+
+def test_bytecode_goes_to_the_data_folder_when_the_environment_forbids_it(
+    tmp_path: Path,
+) -> None:
+    """PYTHONDONTWRITEBYTECODE would make every hook compile the package: keep the
+    bytecode in the data folder instead, never beside the plugin's sources, and hand
+    none of that to the commands the CLI runs."""
+    root = tmp_path / "plugin"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(LAUNCHER, root / "bin" / "dispatch-kit")
+    for folder in ("scripts", "templates", "agents"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
+    data = tmp_path / "data"
+    env = launcher_env(
+        python3_dir(tmp_path, sys.executable), CLAUDE_PLUGIN_DATA=str(data),
+        PYTHONDONTWRITEBYTECODE="1",
     )
-    assert "Traceback" not in proc.stderr
-    assert proc.returncode == 0, proc.stderr
-    assert "cannot install dependencies" in proc.stderr
-    assert "goes through unchecked" in proc.stderr
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(NESTED_PLAN.replace(
+        "dispatch-kit --version | grep -q '^dispatch-kit '",
+        "env > criterion-env.txt",
+    ))
+    launcher = root / "bin" / "dispatch-kit"
+    proc = launch("check", str(plan), env=env, cwd=tmp_path, launcher=launcher)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not list(root.rglob("__pycache__"))
+    assert list((data / "pycache").rglob("cli/__init__.*.pyc"))
+    seen = dict(
+        line.split("=", 1) for line in (tmp_path / "criterion-env.txt").read_text().splitlines()
+        if "=" in line
+    )
+    # No PYTHONPYCACHEPREFIX of the launcher's own, and the user's setting unchanged.
+    assert str(data) not in seen.get("PYTHONPYCACHEPREFIX", "")
+    assert seen.get("PYTHONDONTWRITEBYTECODE") == "1"
 
 
 def test_broken_environment_is_reported_not_looped(

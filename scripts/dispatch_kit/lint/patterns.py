@@ -18,7 +18,8 @@ its entries are keyed by pattern text and flags; the C engine validates
 every opcode list it is given; and any failure (no file, a foreign or
 truncated file, a read-only folder, an interpreter whose internals differ)
 falls back to ``re.compile``. Like bytecode, it is not written when
-``PYTHONDONTWRITEBYTECODE`` is set.
+``PYTHONDONTWRITEBYTECODE`` is set (the launcher, bin/dispatch-kit, then
+moves both to the plugin's data folder with ``sys.pycache_prefix``).
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ _Parts = tuple[int, list[int], int, dict[str, int], tuple["str | None", ...]]
 
 def _cache_path() -> str | None:
     """Beside this module's bytecode (under ``sys.pycache_prefix`` when one is set),
-    named for the exact interpreter build: a patch release may compile differently."""
+    named for the exact interpreter build: a patch release may compile differently.
+
+    ``DISPATCH_KIT_PATTERN_CACHE=off`` turns the cache off: an escape hatch
+    should a Python release change the internals in a way the checks below
+    miss, and the switch ``bench/bench_hook.py`` uses to show what it saves.
+    """
     if _sre is None or not sys.implementation.cache_tag:
+        return None
+    if os.environ.get("DISPATCH_KIT_PATTERN_CACHE", "").strip().lower() in ("off", "0", "no"):
         return None
     name = f"patterns.{sys.implementation.cache_tag}-{sys.hexversion:x}-sre{_sre.MAGIC}.marshal"
     here = os.path.dirname(os.path.abspath(__file__))
