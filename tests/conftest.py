@@ -38,6 +38,32 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# Where users run the CLI from. The dev and CI machines set PYTHONDONTWRITEBYTECODE=1, most
+# users do not, and cron keeps almost nothing (no LANG, no HOME): a stale bytecode cache once
+# failed a correct task in the last two only, so the end-to-end tests run in all three.
+ENVIRONMENTS = ("as today", "bytecode written", "cron-like")
+
+
+def env_for(kind: str, **extra: str) -> dict[str, str]:
+    """The CLI's environment in one of :data:`ENVIRONMENTS`, plus ``extra``.
+
+    cron-like is ``env -i PATH=/usr/bin:/bin`` with only PYTHONPATH added to find the
+    package; where /usr/bin has no python3 the folder of this Python is appended, because
+    the example's criteria call ``python3`` by name.
+    """
+    if kind == "as today":
+        return cli_env(**extra)
+    if kind == "bytecode written":
+        env = cli_env(**extra)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return env
+    assert kind == "cron-like", kind
+    path = "/usr/bin:/bin"
+    if not any(os.access(f"{folder}/python3", os.X_OK) for folder in path.split(":")):
+        path += os.pathsep + str(Path(sys.executable).parent)
+    return {"PATH": path, "PYTHONPATH": str(SCRIPTS), **extra}
+
+
 def run_cli(
     *args: str,
     input: str | bytes | None = None,

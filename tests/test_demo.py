@@ -11,20 +11,27 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, env_for
 
 
-@pytest.mark.parametrize("where", ["repo root", "elsewhere"])
-def test_demo_runs_the_mission_with_a_retry_a_failure_and_a_skip(cli, tmp_path, where):
+# The README's story in every environment a user runs it from (conftest.ENVIRONMENTS); cron
+# runs from a home folder, so the cron-like run starts elsewhere.
+@pytest.mark.parametrize(("where", "environment"), [
+    ("repo root", "as today"), ("elsewhere", "as today"),
+    ("repo root", "bytecode written"), ("elsewhere", "cron-like"),
+])
+def test_demo_runs_the_mission_with_a_retry_a_failure_and_a_skip(cli, tmp_path, where,
+                                                                 environment):
     out = tmp_path / "demo"
     cwd = ROOT if where == "repo root" else tmp_path
-    result = cli("demo", "--out", str(out), cwd=cwd)
+    result = cli("demo", "--out", str(out), cwd=cwd, env=env_for(environment))
     assert result.returncode == 0, result.output
     text = result.output
     assert "verified counter (attempt 1/4)" in text
     assert "retrying tests 1/3" in text and "verified tests (attempt 2/4)" in text
     assert "failed guide after 4 attempts" in text
     assert "skipped review (depends on guide)" in text
+    assert "Mission finished with failures: 2 verified, 1 failed, 1 skipped of 4 tasks" in text
     assert "demo: all 7 steps passed" in text
 
     db = out / "workspace" / ".dispatch" / "ledger.db"

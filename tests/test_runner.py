@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, cli_env
+from conftest import ENVIRONMENTS, EXAMPLES, cli_env, env_for
 
 WORKER = EXAMPLES / "wordcount" / "worker.py"
 WORDCOUNT = f"{shlex.quote(sys.executable)} {shlex.quote(str(WORKER))}"
@@ -114,10 +114,11 @@ def start_run(*args: str, env: dict[str, str]) -> subprocess.Popen:
 # --------------------------------------------------------------------------- the example mission
 
 
-def test_example_mission_retries_fails_for_good_and_skips(tmp_path, cli):
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_example_mission_retries_fails_for_good_and_skips(tmp_path, cli, environment):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
-    env = run_env(WORDCOUNT_WORKER_LOG=str(log))
+    env = env_for(environment, WORDCOUNT_WORKER_LOG=str(log))
     result = cli("run", str(plan), "--worker", WORDCOUNT, env=env)
     assert result.returncode == 1, result.stderr
     # Each task was dispatched as often as its story says, review never.
@@ -136,7 +137,8 @@ def test_example_mission_retries_fails_for_good_and_skips(tmp_path, cli):
     for line in ("dispatched counter (attempt 1/4", "retrying tests 1/3", "verified tests",
                  "failed guide after 4 attempts", "skipped review (depends on guide)"):
         assert line in result.stderr
-    assert result.stderr.rstrip().splitlines()[-1].startswith("Mission finished with failures")
+    assert result.stderr.rstrip().splitlines()[-1].startswith(
+        "Mission finished with failures: 2 verified, 1 failed, 1 skipped of 4 tasks")
     report = result.stdout
     assert "Result: incomplete, 2 of 4 tasks verified, 1 failed, 1 skipped." in report
     assert "| `tests` Cover the counter with unit tests | verified | 2 |" in report
@@ -150,10 +152,11 @@ def test_example_mission_retries_fails_for_good_and_skips(tmp_path, cli):
         ("review", "skipped", 0)]
 
 
-def test_all_pass_mission_exits_0_and_a_rerun_redoes_nothing(tmp_path, cli):
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_all_pass_mission_exits_0_and_a_rerun_redoes_nothing(tmp_path, cli, environment):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
-    env = run_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass")
+    env = env_for(environment, WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass")
     first = cli("run", str(plan), "--worker", WORDCOUNT, "--wip", "2", "--format", "json", env=env)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)

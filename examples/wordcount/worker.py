@@ -31,8 +31,12 @@ import sys
 import time
 from pathlib import Path
 
+# The criteria run this with the first `python3` on PATH, under cron often an older system
+# Python than the one running the demo: the annotations below must not need 3.10 to import.
 COUNTER = '''\
 """Count the words in a text: the whitespace-separated tokens."""
+
+from __future__ import annotations
 
 import sys
 

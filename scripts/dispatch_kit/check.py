@@ -15,6 +15,10 @@ ends with exactly one of four verdicts:
 Shell criteria run with ``/bin/sh -c`` in the task's cwd; ``run`` criteria run
 their argv without a shell; ``file_exists``, ``contains`` and ``min_bytes`` run
 in-process and never touch a shell, so a path or a pattern cannot be injected.
+Commands get a defined environment (:mod:`dispatch_kit.childenv`): a UTF-8
+locale and HOME where the caller had none, and a fresh empty Python bytecode
+folder per run, so a stale ``__pycache__`` cannot fail a correct task; the
+plan's ``env`` mappings (defaults, task, ``run`` criterion) are applied last.
 Output that is not UTF-8 does not change a verdict: tails are decoded with
 U+FFFD in place of bad bytes, so they always fit the JSON document.
 """
@@ -29,6 +33,7 @@ from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from dispatch_kit.childenv import NoPrivateFolder, criterion_env
 from dispatch_kit.errors import InputError
 from dispatch_kit.plan_model import Criterion, Plan, Task
 from dispatch_kit.procrun import Outcome, ProcessGroups, run
@@ -174,7 +179,14 @@ def check_criterion(
         limit = criterion_timeout(task, criterion, default_timeout)
         argv = [SHELL, "-c", criterion.shell or ""] if criterion.kind == "shell" else list(
             criterion.argv)
-        outcome = run(argv, cwd=str(cwd), timeout=limit, tail_bytes=tail_bytes, groups=groups)
+        try:
+            with criterion_env(task.env, criterion.env) as env:
+                outcome = run(argv, cwd=str(cwd), timeout=limit, tail_bytes=tail_bytes,
+                              groups=groups, env=env)
+        except NoPrivateFolder as exc:
+            entry["message"] = str(exc)
+            entry["duration"] = round(time.monotonic() - start, 4)
+            return task.id, entry
         _judge_process(entry, criterion, outcome, limit, str(cwd))
         entry["stdout_tail"] = outcome.stdout.text()
         entry["stderr_tail"] = outcome.stderr.text()

@@ -27,6 +27,7 @@ from dispatch_kit.plan_model import (
     DEFAULT_MAX_TASKS,
     DEFAULT_TIMEOUT,
     MIN_TASKS,
+    RESERVED_ENV_PREFIX,
     Criterion,
     Plan,
     Task,
@@ -135,6 +136,8 @@ def _schema_errors(doc: Any, plain: Any, path: str) -> list[InputError]:
             continue  # already explained as a command YAML split at ': '
         if error.validator == "oneOf" and tuple(keys) in type_errors:
             continue  # "must be a mapping" already says it; the oneOf line would only repeat it
+        if "propertyNames" in error.schema_path:
+            continue  # env names: _check_env says it, at the name's own line
         for at, message in _describe(error, keys):
             found.append(InputError(message, path, *locate(doc, at)))
     return found
@@ -187,6 +190,11 @@ def _kind_of(value: Any) -> str:
     return "a list" if isinstance(value, list) else "a mapping"
 
 
+def _yaml_scalar(value: Any) -> str:
+    """A number or boolean as its author most likely typed it (1, 0.5, true)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _where(keys: Keys) -> str:
     text = ""
     for key in keys:
@@ -221,6 +229,13 @@ def _describe(error: Any, keys: Keys) -> list[tuple[Keys, str]]:
             lines.append((keys + [key], f"{where}: unknown field '{key}'{extra}"))
         return lines
     if kind == "type":
+        if len(keys) >= 2 and keys[-2] == "env" and isinstance(error.instance, (int, float)):
+            return [(keys, f"{where}: must be a string or null (to remove the variable); got "
+                           f"{_kind_of(error.instance)}: quote it, as in {keys[-1]}: "
+                           f"{json.dumps(_yaml_scalar(error.instance))}")]
+        if len(keys) >= 2 and keys[-2] == "env":
+            return [(keys, f"{where}: must be a string or null (to remove the variable); got "
+                           f"{_kind_of(error.instance)}")]
         if _is_criterion(keys):
             return [(keys, f"{where}: a criterion is a shell command (a string) or a mapping with "
                            f"one of {', '.join(STRUCTURED_KINDS)}; got {_kind_of(error.instance)}")]
@@ -287,10 +302,14 @@ def _semantic_errors(doc: Any, plain: dict, path: str, max_tasks: int) -> list[I
     ids = _check_ids(report, entries)
     _check_dependencies(report, entries, ids)
     workspace = _check_workspace(report, plain, path)
+    defaults = plain.get("defaults")
+    if isinstance(defaults, dict):
+        _check_env(report, ["defaults", "env"], defaults.get("env"))
     for i, task in entries:
         label = f"task '{task['id']}'" if isinstance(task.get("id"), str) else f"tasks[{i}]"
         if workspace is not None:
             _check_cwd(report, i, task, label, workspace)
+        _check_env(report, ["tasks", i, "env"], task.get("env"))
         criteria = task.get("exit_criteria")
         if isinstance(criteria, list):
             for j, criterion in enumerate(criteria):
@@ -408,6 +427,23 @@ def _check_cwd(report: _Report, i: int, task: dict, label: str, workspace: Path)
         report.add(keys, f"{label}: cwd '{cwd}' is outside the workspace")
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_env(report: _Report, keys: Keys, env: Any) -> None:
+    """Variable names a shell and ``env`` accept, none of the runner's own."""
+    if not isinstance(env, dict):
+        return  # the schema reports a wrong type
+    where = _where(keys)
+    for name in env:
+        if not _ENV_NAME.fullmatch(str(name)):
+            report.add(keys + [name], f"{where}: invalid variable name {str(name)!r}: use letters, "
+                                      "digits and _, not starting with a digit")
+        elif str(name).startswith(RESERVED_ENV_PREFIX):
+            report.add(keys + [name], f"{where}: {name} is reserved: dispatch-kit sets "
+                                      f"{RESERVED_ENV_PREFIX}* variables for each worker")
+
+
 def _check_criterion(report: _Report, keys: Keys, criterion: Any, label: str) -> None:
     if isinstance(criterion, str):
         reason = vague_reason(criterion)
@@ -424,6 +460,13 @@ def _check_criterion(report: _Report, keys: Keys, criterion: Any, label: str) ->
         except re.error as exc:
             report.add(keys + ["contains", "regex"],
                        f"{label}: invalid regex {contains['regex']!r}: {exc}")
+    if "env" in criterion:
+        if "run" in criterion or not any(k in criterion for k in STRUCTURED_KINDS):
+            _check_env(report, keys + ["env"], criterion["env"])
+        else:
+            kind = next(k for k in STRUCTURED_KINDS if k in criterion)
+            report.add(keys + ["env"], f"{label}: env applies to a run criterion only; "
+                                       f"{kind} is checked in-process and starts no command")
     run = criterion.get("run")
     if isinstance(run, list) and run and isinstance(run[0], str) and len(run[0].split()) > 1:
         report.add(keys + ["run"], f"{label}: run[0] {run[0]!r} holds several words; give each "
@@ -441,6 +484,7 @@ def _build(doc: Any, plain: dict, path: str) -> Plan:
     defaults = plain.get("defaults") or {}
     plan_timeout = float(defaults.get("timeout", DEFAULT_TIMEOUT))
     plan_retries = int(defaults.get("max_retries", DEFAULT_MAX_RETRIES))
+    plan_env = dict(defaults.get("env") or {})
     tasks = []
     for i, task in enumerate(plain["tasks"]):
         criteria = tuple(
@@ -459,6 +503,7 @@ def _build(doc: Any, plain: dict, path: str) -> Plan:
                 timeout=float(task.get("timeout", plan_timeout)),
                 max_retries=int(task.get("max_retries", plan_retries)),
                 line=position(doc["tasks"], i)[0],
+                env=tuple({**plan_env, **(task.get("env") or {})}.items()),
                 extra={k: v for k, v in task.items() if k.startswith("x-")},
             )
         )
@@ -488,4 +533,5 @@ def _criterion(value: Any, line: int | None) -> Criterion:
         spec = value["min_bytes"]
         return Criterion(kind="min_bytes", path=spec["path"], min_bytes=int(spec["bytes"]),
                          timeout=timeout, line=line)
-    return Criterion(kind="run", argv=tuple(value["run"]), timeout=timeout, line=line)
+    return Criterion(kind="run", argv=tuple(value["run"]), timeout=timeout, line=line,
+                     env=tuple((value.get("env") or {}).items()))

@@ -19,6 +19,8 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_TASKS = 6
 MIN_TASKS = 2
+# Variables the runner sets for each worker; a plan's env may not name them.
+RESERVED_ENV_PREFIX = "DISPATCH_KIT_"
 
 
 # The checker's contains tests, as commands (check.py: bytes for text; UTF-8 with
@@ -103,6 +105,9 @@ class Criterion:
     argv: tuple[str, ...] = ()
     timeout: float | None = None
     line: int | None = None
+    # A run criterion's own ``env`` entries, applied after its task's: (name, value or
+    # None to remove), in plan order. Pairs, not a dict, so the criterion stays hashable.
+    env: tuple[tuple[str, str | None], ...] = ()
 
     def display(self) -> str:
         """The criterion as a shell command a worker can paste to verify itself.
@@ -128,6 +133,12 @@ class Criterion:
             return f"python3 -c {q(_PY_TEXT)} {q(self.text or '')} {q(self.path or '')}"
         if self.kind == "min_bytes":
             return f"test \"$(wc -c < {q(self.path or '')})\" -ge {self.min_bytes}"
+        if self.env:
+            # The worker has its task's env already; a criterion's own entries it must be told.
+            words = ["env"]
+            for name, value in self.env:
+                words += ["-u", name] if value is None else [f"{name}={value}"]
+            return shlex.join([*words, *self.argv])
         return shlex.join(self.argv)
 
 
@@ -143,6 +154,9 @@ class Task:
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     line: int | None = None
+    # The plan's ``defaults.env`` overlaid with the task's own ``env``: (name, value or None
+    # to remove), for the task's criteria and its worker (see dispatch_kit.childenv).
+    env: tuple[tuple[str, str | None], ...] = ()
     # ``x-*`` fields the plan author added for their own tools; carried, never interpreted.
     extra: dict = field(default_factory=dict, compare=False)
 

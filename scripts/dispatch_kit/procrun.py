@@ -130,14 +130,19 @@ def run(
     timeout: float,
     tail_bytes: int = 4096,
     groups: ProcessGroups | None = None,
+    env: dict[str, str] | None = None,
 ) -> Outcome:
-    """Run ``argv`` in ``cwd`` (no shell unless argv asks for one) and wait at most ``timeout``."""
+    """Run ``argv`` in ``cwd`` (no shell unless argv asks for one) and wait at most ``timeout``.
+
+    ``env`` is the command's whole environment (default: this process's).
+    """
     start = time.monotonic()
     out, err = Tail(tail_bytes), Tail(tail_bytes)
     try:
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -28,10 +28,12 @@ def mission_id_for(plan: Plan, override: str | None = None) -> str:
 def _task_doc(plan: Plan, task) -> dict:
     criteria = []
     for crit in task.exit_criteria:
-        doc = dataclasses.asdict(crit)
-        doc.pop("line", None)
-        criteria.append(doc)
-    return {
+        entry = dataclasses.asdict(crit)
+        entry.pop("line", None)
+        if not entry.get("env"):
+            entry.pop("env", None)  # absent, so plans written before ``env`` keep their hash
+        criteria.append(entry)
+    doc = {
         "id": task.id,
         "title": task.title,
         "type": task.type,
@@ -42,6 +44,9 @@ def _task_doc(plan: Plan, task) -> dict:
         "timeout": task.timeout,
         "max_retries": task.max_retries,
     }
+    if task.env:  # the environment can change a verdict, so it is part of the task
+        doc["env"] = [list(pair) for pair in task.env]
+    return doc
 
 
 def _digest(doc: object) -> str:

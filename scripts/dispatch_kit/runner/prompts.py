@@ -10,6 +10,7 @@ import os
 import shlex
 from pathlib import Path
 
+from dispatch_kit.childenv import EnvOverrides, apply, filled
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import TaskRow
 from dispatch_kit.plan_model import Plan, Task
@@ -62,8 +63,13 @@ def worker_command(template: str, prompt_file: Path, task_id: str, attempt: int,
 
 
 def mission_env(plan: Plan, mission: str) -> dict[str, str]:
-    """The environment every worker of this mission shares (computed once per run)."""
-    env = dict(os.environ)
+    """The environment every worker of this mission shares (computed once per run).
+
+    The caller's, with the gaps a cron job leaves (no locale, no HOME) filled the
+    way the checker fills them for criteria (:func:`dispatch_kit.childenv.filled`).
+    Not the checker's bytecode guard: see that module for why.
+    """
+    env = filled()
     env.update(
         DISPATCH_KIT_PLAN=str(Path(plan.path).resolve()),
         DISPATCH_KIT_WORKSPACE=str(Path(plan.workspace).resolve()),
@@ -76,8 +82,9 @@ def mission_env(plan: Plan, mission: str) -> dict[str, str]:
 
 
 def worker_env(base: dict[str, str], task_id: str, attempt: int, max_attempts: int,
-               prompt: Path) -> dict[str, str]:
-    env = dict(base)
+               prompt: Path, task_env: EnvOverrides = ()) -> dict[str, str]:
+    """One attempt's environment: the mission's, the task's ``env``, then the runner's own."""
+    env = apply(dict(base), task_env)
     env.update(
         DISPATCH_KIT_PROMPT_FILE=str(prompt),
         DISPATCH_KIT_TASK=task_id,

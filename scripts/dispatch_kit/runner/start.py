@@ -45,7 +45,7 @@ class Starting(Watching):
                           build_prompt(self.collector.task_plan(row.id), row, task, cwd))
         log = folder / f"{row.id}.attempt-{row.attempt}.log"
         command = worker_command(self.opts.worker, prompt, row.id, row.attempt, cwd)
-        env = worker_env(self.base_env, row.id, row.attempt, row.max_attempts, prompt)
+        env = worker_env(self.base_env, row.id, row.attempt, row.max_attempts, prompt, task.env)
         return cwd, prompt, log, command, env
 
     def _claim(self, row: TaskRow, worker: Worker | None = None) -> ClaimResult:
