@@ -112,8 +112,6 @@ class Starting(Watching):
             os.close(read_fd)
             fifo.unlink(missing_ok=True)
             return
-        os.write(gate_w, b"go\n")
-        os.close(gate_w)
         timeout = self._timeout(row.id)
         running = Running(
             task_id=row.id, attempt=row.attempt, max_attempts=row.max_attempts,
@@ -124,6 +122,10 @@ class Starting(Watching):
         self.running[row.id] = running
         self.selector.register(read_fd, selectors.EVENT_READ, row.id)
         self._watch_exit(running)
+        # Open the gate only now: a Ctrl-C at any earlier moment finds the worker in
+        # self.running, so it is stopped and its claim given back, never left working.
+        os.write(gate_w, b"go\n")
+        os.close(gate_w)
         self.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
                            f"{row.max_attempts}, pid {proc.pid})", attempt=row.attempt,
                            pid=proc.pid, log=str(log_path))
