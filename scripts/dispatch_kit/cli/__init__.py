@@ -29,6 +29,7 @@ COMMANDS = [
     "demo",
     "ledger",
     "run",
+    "attempt",
 ]
 
 
