@@ -86,10 +86,12 @@ def shipped_files() -> list[str]:
     )
     names = [name for name in listing.stdout.decode().split("\0") if name]
     # A dependency folder nobody has ignored yet is not part of the pack either.
+    # Links are kept: plugin/, the folder a marketplace install copies, is links.
     return [
         name
         for name in names
-        if not {"node_modules", ".venv"} & set(Path(name).parts) and (ROOT / name).is_file()
+        if not {"node_modules", ".venv"} & set(Path(name).parts)
+        and ((ROOT / name).is_file() or (ROOT / name).is_symlink())
     ]
 
 
@@ -101,7 +103,10 @@ def shipped_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in shipped_files():
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
+        if (ROOT / name).is_symlink():
+            target.symlink_to(os.readlink(ROOT / name))
+        else:
+            shutil.copy2(ROOT / name, target)
     return copy
 
 

@@ -52,7 +52,7 @@ def test_a_bump_in_the_root_reaches_both_manifests_after_regenerating(cli, tmp_p
     assert "wrote .claude-plugin/marketplace.json" in wrote.stdout
     market = json.loads((root / ".claude-plugin" / "marketplace.json").read_text())
     assert market["plugins"][0]["keywords"] == ["one", "two"]
-    assert market["plugins"][0]["source"] == "./"
+    assert market["plugins"][0]["source"] == "./plugin"  # marketplace.source in the root
     assert cli("manifests", "--check", "--root", str(root)).returncode == 0
 
 
@@ -116,3 +116,69 @@ def test_the_current_folder_is_the_default_when_it_is_a_pack(cli, tmp_path):
     result = cli("manifests", "--check", cwd=root)
     assert result.returncode == 1  # this copy's drift, not the checkout's clean state
     assert ".claude-plugin/plugin.json: field 'license' is 'edited'" in result.stderr
+
+
+def test_network_hosts_reach_the_plugin_manifest(cli, tmp_path):
+    # `claude plugin validate` lists them; the launcher reaches PyPI on first use.
+    root = pack_copy(tmp_path)
+    edit_json(root / "plugin.json", lambda d: d.update(network={"hosts": ["example.org"]}))
+    stale = cli("manifests", "--check", "--root", str(root))
+    assert stale.returncode == 1
+    assert ".claude-plugin/plugin.json: field 'network.hosts' is ['pypi.org'" in stale.stderr
+    assert cli("manifests", "--root", str(root)).returncode == 0
+    plugin = json.loads((root / ".claude-plugin" / "plugin.json").read_text())
+    assert plugin["network"] == {"hosts": ["example.org"]}
+    committed = json.loads((ROOT / ".claude-plugin" / "plugin.json").read_text())
+    assert {"pypi.org", "files.pythonhosted.org"} <= set(committed["network"]["hosts"])
+
+
+def install_folder_copy(tmp_path: Path) -> Path:
+    """A pack copy with the install folder the marketplace entry names, and the hooks."""
+    root = pack_copy(tmp_path)
+    (root / "hooks").mkdir()
+    shutil.copy(ROOT / "hooks" / "hooks.json", root / "hooks" / "hooks.json")
+    (root / "plugin").mkdir()
+    return root
+
+
+def test_the_install_folder_gets_its_manifest_and_hooks_as_real_files(cli, tmp_path):
+    root = install_folder_copy(tmp_path)
+    stale = cli("manifests", "--check", "--root", str(root))
+    assert stale.returncode == 1
+    assert "plugin/.claude-plugin/plugin.json: field 'name' is missing" in stale.stderr
+    assert "plugin/hooks/hooks.json: field 'hooks' is missing; hooks/hooks.json gives" in (
+        stale.stderr
+    )
+    wrote = cli("manifests", "--root", str(root))
+    assert "wrote plugin/hooks/hooks.json" in wrote.stdout
+    for rel in (".claude-plugin/plugin.json", "hooks/hooks.json"):
+        copy = root / "plugin" / rel
+        assert not copy.is_symlink()
+        assert json.loads(copy.read_text()) == json.loads((root / rel).read_text())
+    assert cli("manifests", "--check", "--root", str(root)).returncode == 0
+
+    # A hook added at the root must reach the copy that an install carries.
+    edit_json(root / "hooks" / "hooks.json", lambda d: d["hooks"].update(Stop=[]))
+    drift = cli("manifests", "--check", "--root", str(root))
+    assert drift.returncode == 1
+    assert "plugin/hooks/hooks.json: field 'hooks.Stop' is missing" in drift.stderr
+
+
+def test_a_link_in_place_of_a_derived_file_is_refused_not_written_through(cli, tmp_path):
+    root = install_folder_copy(tmp_path)
+    (root / "plugin" / "hooks").symlink_to("../hooks")
+    before = (root / "hooks" / "hooks.json").read_bytes()
+    result = cli("manifests", "--root", str(root))
+    assert result.returncode == 2
+    assert "plugin/hooks/hooks.json is reached through a link; make it a real file" in (
+        result.stderr
+    )
+    assert (root / "hooks" / "hooks.json").read_bytes() == before
+
+
+def test_an_install_source_outside_the_pack_is_bad_input(cli, tmp_path):
+    root = pack_copy(tmp_path)
+    edit_json(root / "plugin.json", lambda d: d["marketplace"].update(source="../elsewhere"))
+    result = cli("manifests", "--check", "--root", str(root))
+    assert result.returncode == 2
+    assert "field 'marketplace.source' must be a folder inside the pack" in result.stderr

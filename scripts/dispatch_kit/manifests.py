@@ -4,6 +4,15 @@ The root ``plugin.json`` is the single place a maintainer edits the pack's
 metadata. Claude Code reads ``.claude-plugin/plugin.json`` and
 ``.claude-plugin/marketplace.json``; both are derived here, so a version bump
 cannot reach one file and miss the other. ``--check`` in CI fails on drift.
+
+The marketplace entry may install a subfolder of the checkout (``marketplace.source``
+in the root file, e.g. ``./plugin``) instead of the checkout itself: Claude Code
+copies an entry's folder whole into its plugin cache, so installing the checkout
+from a local clone would copy ``.venv/``, ``tools/node_modules/`` and the like.
+That folder links to the pack's folders (the copy materialises links that stay
+inside the marketplace), but the validator reads no link for the manifest and
+the hooks, so those two are real files there, derived here as well. A wheel or
+an installed plugin has no such folder and derives only the two manifests.
 """
 
 from __future__ import annotations
@@ -28,8 +37,11 @@ CLAUDE_PLUGIN_FIELDS = (
     "repository",
     "license",
     "keywords",
+    # Shown by `claude plugin validate`: the hosts the plugin reaches ({"hosts": [...]}).
+    "network",
 )
 CLAUDE_DIR = ".claude-plugin"
+HOOKS = "hooks/hooks.json"
 
 
 @dataclass(frozen=True)
@@ -38,18 +50,19 @@ class Drift:
     field: str
     expected: Any
     found: Any
+    source: str = "plugin.json"  # the file the expected value comes from
 
     def __str__(self) -> str:
         if self.found is _MISSING:
             return (
                 f"{self.path}: field '{self.field}' is missing; "
-                f"plugin.json gives {self.expected!r}"
+                f"{self.source} gives {self.expected!r}"
             )
         if self.expected is _MISSING:
-            return f"{self.path}: field '{self.field}' is not derived from plugin.json"
+            return f"{self.path}: field '{self.field}' is not derived from {self.source}"
         return (
             f"{self.path}: field '{self.field}' is {self.found!r}, "
-            f"plugin.json gives {self.expected!r}"
+            f"{self.source} gives {self.expected!r}"
         )
 
 
@@ -84,13 +97,36 @@ def load_source(root: Path) -> dict[str, Any]:
     return data
 
 
-def derive(source: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every derived manifest, keyed by its path relative to the pack root."""
+def install_folder(source: dict[str, Any]) -> str | None:
+    """The folder the marketplace entry installs, relative to the root; None for the root.
+
+    Checked here because Claude Code resolves it against the marketplace folder
+    and refuses a path that leaves it, which would surface only at install time.
+    """
+    entry_source = source.get("marketplace", {}).get("source", "./")
+    parts = entry_source.split("/") if isinstance(entry_source, str) else []
+    if not parts or parts[0] != "." or ".." in parts or "\\" in entry_source:
+        raise InputError(
+            f"field 'marketplace.source' must be a folder inside the pack written './NAME', "
+            f"not {entry_source!r}",
+            path="plugin.json",
+        )
+    folder = "/".join(part for part in parts[1:] if part not in ("", "."))
+    return folder or None
+
+
+def derive(source: dict[str, Any], root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Every derived file, keyed by its path relative to the pack root.
+
+    With ``root``, and when the entry installs a subfolder that exists there (a
+    checkout), that folder's manifest and hooks copy are derived too.
+    """
     plugin = {key: source[key] for key in CLAUDE_PLUGIN_FIELDS if key in source}
     market_meta = source.get("marketplace", {})
+    folder = install_folder(source)
     entry: dict[str, Any] = {
         "name": source["name"],
-        "source": "./",
+        "source": f"./{folder}" if folder else "./",
         "description": source["description"],
         "version": source["version"],
     }
@@ -105,10 +141,38 @@ def derive(source: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "metadata": {"description": source["description"], "version": source["version"]},
         "plugins": [entry],
     }
-    return {
+    derived = {
         f"{CLAUDE_DIR}/plugin.json": plugin,
         f"{CLAUDE_DIR}/marketplace.json": marketplace,
     }
+    if root is not None and folder is not None and (root / folder).is_dir():
+        derived[f"{folder}/{CLAUDE_DIR}/plugin.json"] = plugin
+        if (root / HOOKS).is_file():
+            derived[f"{folder}/{HOOKS}"] = load_json(root / HOOKS)
+    return derived
+
+
+def origin(rel: str) -> str:
+    """The file a derived file's content comes from, for drift messages."""
+    return HOOKS if rel.endswith(HOOKS) and rel != HOOKS else "plugin.json"
+
+
+def _real_target(root: Path, rel: str) -> Path:
+    """``root / rel``, refused when a link stands on the way.
+
+    The validator reads no link for these files, and writing through a link
+    (say ``plugin/hooks`` pointing at ``../hooks``) would rewrite the original.
+    """
+    path = root
+    for part in rel.split("/"):
+        path = path / part
+        if path.is_symlink():
+            raise InputError(
+                f"{rel} is reached through a link; make it a real file "
+                "(Claude Code's validator does not read links)",
+                path=str(path),
+            )
+    return path
 
 
 def render_json(data: dict[str, Any]) -> str:
@@ -118,8 +182,8 @@ def render_json(data: dict[str, Any]) -> str:
 def write(root: Path) -> list[str]:
     """Write every derived manifest; return the paths that changed."""
     changed = []
-    for rel, data in derive(load_source(root)).items():
-        target = root / rel
+    for rel, data in derive(load_source(root), root).items():
+        target = _real_target(root, rel)
         text = render_json(data)
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -132,23 +196,27 @@ def check(root: Path) -> list[Drift]:
     """Every field where a derived manifest (or the package version) differs from plugin.json."""
     source = load_source(root)
     drifts: list[Drift] = []
-    for rel, expected in derive(source).items():
-        target = root / rel
+    for rel, expected in derive(source, root).items():
+        target = _real_target(root, rel)
         found = load_json(target) if target.exists() else {}
-        drifts.extend(_diff(rel, expected, found))
+        drifts.extend(_diff(rel, expected, found, source=origin(rel)))
     if source["version"] != __version__:
         drifts.append(Drift("scripts/dispatch_kit/__init__.py", "__version__", source["version"],
                             __version__))
     return drifts
 
 
-def _diff(path: str, expected: Any, found: Any, prefix: str = "") -> Iterator[Drift]:
+def _diff(
+    path: str, expected: Any, found: Any, prefix: str = "", source: str = "plugin.json"
+) -> Iterator[Drift]:
     if isinstance(expected, dict) and isinstance(found, dict):
         for key in list(expected) + [k for k in found if k not in expected]:
             name = f"{prefix}.{key}" if prefix else key
-            yield from _diff(path, expected.get(key, _MISSING), found.get(key, _MISSING), name)
+            yield from _diff(
+                path, expected.get(key, _MISSING), found.get(key, _MISSING), name, source
+            )
     elif isinstance(expected, list) and isinstance(found, list) and len(expected) == len(found):
         for i, (exp, fnd) in enumerate(zip(expected, found, strict=True)):
-            yield from _diff(path, exp, fnd, f"{prefix}[{i}]")
+            yield from _diff(path, exp, fnd, f"{prefix}[{i}]", source)
     elif expected != found:
-        yield Drift(path, prefix or "<document>", expected, found)
+        yield Drift(path, prefix or "<document>", expected, found, source)
