@@ -450,7 +450,7 @@ def test_render_clause_refuses_unknown_and_argument_taking_clauses():
     from dispatch_kit.errors import InputError
     from dispatch_kit.render import render_clause
 
-    known = "known clauses: exit-criteria, stream-safety, worker-rules"
+    known = "known clauses: dispatch-line, exit-criteria, stream-safety, worker-rules"
     with pytest.raises(InputError, match=known):
         render_clause("nope")
     with pytest.raises(InputError, match="takes arguments"):

@@ -253,13 +253,31 @@ def _shown(path: Path, base: Path) -> str:
         return str(path.resolve())
 
 
-def worker_vars(plan: Plan, task: Task, *, base: Path | None = None) -> dict[str, Any]:
+def dispatch_vars(plan: Plan, task: Task, attempt: int, base: Path) -> dict[str, Any]:
+    """What the dispatch line says (``clauses/dispatch-line.md.j2``): the mission as
+    ``ledger init`` names it, the task, the ledger's 1-based attempt number and the
+    ledger file relative to ``base``, so the session's hooks can record the dispatch."""
+    from dispatch_kit.ledger.fingerprint import mission_id_for
+    from dispatch_kit.ledger.location import default_db_for
+
+    return {
+        "mission": mission_id_for(plan),
+        "task": task.id,
+        "attempt": attempt,
+        "ledger": _shown(default_db_for(plan), base),
+    }
+
+
+def worker_vars(
+    plan: Plan, task: Task, *, base: Path | None = None, attempt: int = 1
+) -> dict[str, Any]:
     """Every variable ``worker.md.j2`` needs, from a loaded plan.
 
     ``base`` is where the orchestrator (and so the workers it spawns) starts,
     by default the current directory: the working directory is shown relative
     to it, and the self-check command relative to the task's own folder, so a
-    worker can paste either as written.
+    worker can paste either as written. ``attempt`` is the ledger's attempt
+    number the dispatch line carries.
     """
     base = Path.cwd() if base is None else base
     task_dir = plan.task_dir(task)
@@ -290,6 +308,7 @@ def worker_vars(plan: Plan, task: Task, *, base: Path | None = None) -> dict[str
         "allow_commits": bool(plan.allow_commits),
         "timeout": task.timeout,
         "plan_path": plan_path,
+        "dispatch": dispatch_vars(plan, task, attempt, base),
     }
 
 
@@ -332,7 +351,7 @@ def retry_vars(
         raise InputError(
             f"task '{task.id}' passed every exit criterion in this check result; nothing to retry"
         )
-    values = worker_vars(plan, task, base=base)
+    values = worker_vars(plan, task, base=base, attempt=attempt + 1)  # retry n is attempt n+1
     values.update(
         attempt=attempt,
         max_retries=task.max_retries,

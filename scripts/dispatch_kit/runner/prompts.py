@@ -27,7 +27,7 @@ def build_prompt(plan: Plan, row: TaskRow, task: Task | None = None,
 
     task = task or plan.task(row.id)
     base = base or plan.task_dir(task)
-    prompt = render_template("worker", worker_vars(plan, task, base=base))
+    prompt = render_template("worker", worker_vars(plan, task, base=base, attempt=row.attempt))
     if row.attempt <= 1:
         return prompt
     retry = row.attempt - 1
