@@ -194,6 +194,28 @@ def test_record_passes_verify_and_unblock_dependents(tmp_path, cli, mission):
     assert "1 verified" in report.stdout and "3 pending" in report.stdout
 
 
+def test_status_stops_naming_a_dependency_once_it_is_verified(tmp_path, cli, mission):
+    """After a context reset the orchestrator reads `ledger status` to pick the next task:
+    a task whose dependency passed must read as ready, not as waiting for it."""
+    plan, db = mission
+    lines = {line.split()[1]: line for line in cli("ledger", "status", *db).stdout.splitlines()
+             if line.startswith("  ")}
+    assert lines["b"].endswith("waiting for a") and lines["c"].endswith("waiting for b")
+    (tmp_path / "ws" / "a").mkdir(parents=True)
+    (tmp_path / "ws" / "a" / "done.txt").write_text("ok")
+    cli("ledger", "claim", "a", *db, "--by", "me")
+    verdict = check_json(cli, plan, "a", tmp_path / "a.json")
+    cli("ledger", "record", "a", *db, "--check", str(verdict))
+    lines = {line.split()[1]: line for line in cli("ledger", "status", *db).stdout.splitlines()
+             if line.startswith("  ")}
+    assert lines["b"].endswith("ready"), lines["b"]
+    assert lines["c"].endswith("waiting for b"), lines["c"]
+    tasks = status(cli, db)
+    assert tasks["b"]["waiting_on"] == [] and tasks["c"]["waiting_on"] == ["b"]
+    markdown = cli("ledger", "status", *db, "--format", "markdown").stdout
+    assert "waiting for a" not in markdown
+
+
 def test_sweep_frees_expired_leases_and_collects_dead_workers(tmp_path, cli, mission):
     plan, db = mission
     # An expired lease on a task never dispatched: back to ready, no attempt used.

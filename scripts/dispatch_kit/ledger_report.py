@@ -27,9 +27,8 @@ def task_note(task: dict) -> str:
             return f"attempt {task['attempt']}/{task['max_attempts']} ready: " + first_line(
                 task.get("error"), 100
             )
-        return "ready" if not task["depends_on"] else "waiting for " + ", ".join(
-            task["depends_on"]
-        )
+        waiting = task.get("waiting_on", task["depends_on"])
+        return "waiting for " + ", ".join(waiting) if waiting else "ready"
     return ""
 
 

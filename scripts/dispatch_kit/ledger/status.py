@@ -39,6 +39,7 @@ class Reporting(LedgerQueries):
             ):
                 deps.setdefault(row[0], []).append(row[1])
         counts = {"verified": 0, "failed": 0, "skipped": 0, "pending": 0}
+        state_of = {task.id: task.state for task in tasks}
         out_tasks = []
         for task in tasks:
             status = task.state if task.state in TERMINAL else "pending"
@@ -57,6 +58,8 @@ class Reporting(LedgerQueries):
                 "type": task.type,
                 "cwd": task.cwd,
                 "depends_on": deps.get(task.id, []),
+                # What the task still waits for: a verified dependency no longer holds it.
+                "waiting_on": [d for d in deps.get(task.id, []) if state_of.get(d) != "verified"],
                 "state": task.state,
                 "status": status,
                 "attempt": task.attempt,
