@@ -3,6 +3,7 @@
 A hook runs inside the user's session, so every path here fails open: an
 event this version does not know (a newer hooks.json against an older
 environment), bad arguments or an internal error let the session go on.
+The work is in :mod:`dispatch_kit.guards.handlers`.
 """
 
 from __future__ import annotations
@@ -10,45 +11,53 @@ from __future__ import annotations
 import argparse
 import sys
 
-# pre-dispatch: PreToolUse on the Agent tool. session-start: SessionStart, where
-# the launcher starts building the environment so that no dispatch waits for it.
-EVENTS = ("pre-dispatch", "session-start")
+# The hook each event name runs (hooks/hooks.json maps Claude Code's events to these).
+EVENTS = ("pre-dispatch", "post-dispatch", "subagent-start", "subagent-stop", "session-start",
+          "stop")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "hook",
-        help="harness hooks: pre-dispatch lints an Agent/Task prompt before it is sent",
-        description="pre-dispatch reads a Claude Code PreToolUse event (JSON) on stdin and "
-        "lints tool_input.prompt, with tool_input.subagent_type as the target agent: exit 2 "
-        "with the findings on stderr when there are errors (the harness blocks the dispatch), "
-        "exit 0 on warnings or a clean prompt. session-start readies the plugin's Python "
-        "environment in the background. Any failure of a hook itself, or an event this "
-        "version does not know, lets the session go on with a warning. Set "
-        "DISPATCH_KIT_HOOK=off to disable.",
+        help="harness hooks: lint and record each dispatch, keep the ledger, guard the session",
+        description="Each reads a Claude Code hook event (JSON) on stdin. pre-dispatch "
+        "(PreToolUse on Agent/Task) lints tool_input.prompt for tool_input.subagent_type and "
+        "exits 2 with the findings on stderr when there are errors; when the prompt carries a "
+        "dispatch line (`dispatch-kit: mission=M task=T attempt=N`) it records the dispatch in "
+        "the ledger, or refuses it (exit 2, one line) while an agent of that task still runs. "
+        "post-dispatch (PostToolUse, PostToolUseFailure) attaches the agent id; subagent-stop "
+        "records the agent's end and transcript; session-start (compact, resume) adds the open "
+        "missions' state to the context; stop holds the end of a turn once while agents this "
+        "session dispatched still run. Any failure of a hook itself, or an event this version "
+        "does not know, lets the session go on. Switches (off/0/false): DISPATCH_KIT_HOOK (the "
+        "lint), DISPATCH_KIT_GUARD_RECORD, DISPATCH_KIT_GUARD_DUPLICATE, "
+        "DISPATCH_KIT_GUARD_CONTEXT, DISPATCH_KIT_GUARD_STOP, DISPATCH_KIT_GUARDS (all guards).",
     )
     parser.add_argument("event", help=f"which hook to run: {', '.join(EVENTS)}")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.event == "session-start":
-        return 0  # the launcher did the work (a background build when one is needed)
-    if args.event != "pre-dispatch":
+    if args.event not in EVENTS:
         sys.stderr.write(
             f"dispatch-kit hook: unknown event {args.event!r} (this version knows "
             f"{', '.join(EVENTS)}); nothing checked, the session goes on\n"
         )
         return 0
-    import os
-
-    from dispatch_kit.lint.hook import pre_dispatch
-
     try:
         raw = sys.stdin.buffer.read()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         raw = b""
-    code, message = pre_dispatch(raw, os.environ)
-    if message:
-        sys.stderr.write(message)
+    try:
+        import os
+
+        from dispatch_kit.guards.handlers import run as handle
+
+        code, out, err = handle(args.event, raw, os.environ)
+    except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
+        code, out, err = 0, "", f"dispatch-kit hook: {args.event} skipped ({exc})\n"
+    if out:
+        sys.stdout.write(out)
+    if err:
+        sys.stderr.write(err)
     return code

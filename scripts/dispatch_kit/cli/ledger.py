@@ -270,6 +270,7 @@ def _sweep(args: argparse.Namespace) -> int:
     import json
 
     from dispatch_kit.durations import parse_duration
+    from dispatch_kit.ledger.agents import latest_agents
     from dispatch_kit.runner import Collector
 
     stale = parse_duration(args.stale, option="--stale", allow_zero=True) if args.stale else None
@@ -277,15 +278,26 @@ def _sweep(args: argparse.Namespace) -> int:
     with ledger:
         collector = Collector(ledger.mission(mission))
         actions = ledger.sweep(mission, stale=stale, collect=collector.collect)
+        agents = latest_agents(ledger.conn, mission)
+
+    def running_agent(task_id: str) -> str | None:
+        """The agent a session hook recorded for the swept attempt, if it never stopped."""
+        agent = agents.get(task_id)
+        return agent["agent_id"] if agent and agent["ended_at"] is None else None
+
     if args.format == "json":
         print(json.dumps([
             {"id": a.task_id, "action": a.action, "reason": a.reason,
-             "outcome": a.result.outcome if a.result else None}
+             "outcome": a.result.outcome if a.result else None,
+             "agent": running_agent(a.task_id)}
             for a in actions
         ], indent=2))
     else:
         for action in actions:
             tail = f" -> {action.result.message()}" if action.result else ""
+            agent = running_agent(action.task_id)
+            if agent:
+                tail += f" (agent {agent} may still run: stop it with TaskStop {agent})"
             print(f"{action.action} {action.task_id}: {action.reason}{tail}")
         if not actions:
             print("ledger: no stale claims")

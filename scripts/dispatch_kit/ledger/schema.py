@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from dispatch_kit.guards.tables import AGENTS_SCHEMA
+
 SCHEMA_VERSION = 1
 STATES = ("ready", "claimed", "dispatched", "verified", "failed", "skipped")
 IN_FLIGHT = ("claimed", "dispatched")
@@ -105,7 +107,7 @@ CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
-"""
+""" + AGENTS_SCHEMA
 
 
 def split_sql(script: str) -> list[str]:
