@@ -46,5 +46,5 @@ def test_demo_runs_the_mission_with_a_retry_a_failure_and_a_skip(cli, tmp_path, 
     # The retry the tests task received carried the attempt number and the error.
     prompts = sorted((out / "workspace" / ".dispatch").rglob("tests*attempt-2*"))
     retry_prompt = next(p for p in prompts if p.suffix == ".md").read_text()
-    assert "Previous attempt failed (attempt 1/3)" in retry_prompt
+    assert "Previous attempt failed (attempt 1/4)" in retry_prompt
     assert "Fix this specific issue." in retry_prompt

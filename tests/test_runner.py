@@ -160,7 +160,7 @@ def test_example_mission_retries_fails_for_good_and_skips(tmp_path, cli, environ
     # The retry prompt carried the previous failure to the worker.
     runs = ws / ".dispatch" / "runs" / "plan"
     retry_prompt = (runs / "tests.attempt-2.prompt.md").read_text()
-    assert retry_prompt.startswith("[Execute]") and "attempt 1/3" in retry_prompt
+    assert retry_prompt.startswith("[Execute]") and "attempt 1/4" in retry_prompt
     assert "AssertionError: 3 != 5" in retry_prompt
     # Progress lines, then the Markdown report on stdout.
     for line in ("dispatched counter (attempt 1/4", "retrying tests 1/3", "verified tests",

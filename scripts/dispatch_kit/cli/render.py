@@ -30,7 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--plan", metavar="PLAN", help="plan file (worker and retry templates)")
     parser.add_argument("--task", metavar="ID", help="task id in the plan")
     parser.add_argument(
-        "--attempt", metavar="N", type=int, help="retry number, 1..max_retries (retry template)"
+        "--attempt",
+        metavar="N",
+        type=int,
+        help="the attempt that failed, 1..max_retries, whose check result feeds the retry "
+        "(retry template)",
     )
     parser.add_argument(
         "--check",
