@@ -158,10 +158,10 @@ def test_the_install_folder_gets_its_manifest_and_hooks_as_real_files(cli, tmp_p
     assert cli("manifests", "--check", "--root", str(root)).returncode == 0
 
     # A hook added at the root must reach the copy that an install carries.
-    edit_json(root / "hooks" / "hooks.json", lambda d: d["hooks"].update(Stop=[]))
+    edit_json(root / "hooks" / "hooks.json", lambda d: d["hooks"].update(NewEvent=[]))
     drift = cli("manifests", "--check", "--root", str(root))
     assert drift.returncode == 1
-    assert "plugin/hooks/hooks.json: field 'hooks.Stop' is missing" in drift.stderr
+    assert "plugin/hooks/hooks.json: field 'hooks.NewEvent' is missing" in drift.stderr
 
 
 def test_a_link_in_place_of_a_derived_file_is_refused_not_written_through(cli, tmp_path):
