@@ -519,3 +519,75 @@ def test_two_sessions_dispatching_at_once_record_every_dispatch_once(project):
     for task in tasks:
         assert kinds(db, task) == ["claimed", "dispatched", "agent-requested",
                                    "dispatch-refused"]
+
+
+# --------------------------------------------------------------------------- views
+
+
+def read_lines(proc: subprocess.Popen, wanted: int, deadline: float) -> list[str]:
+    """Lines from ``proc`` until ``wanted`` arrived; a deadline guards, no fixed wait."""
+    import selectors
+
+    lines: list[str] = []
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while len(lines) < wanted:
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {len(lines)} of {wanted} lines: {lines}"
+            if not selector.select(left):
+                continue
+            chunk = __import__("os").read(proc.stdout.fileno(), 65536)
+            assert chunk, f"the follower ended after {lines}"
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            lines += [line.decode() for line in complete]
+    return lines
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_events_follow_prints_each_new_event_and_ends_cleanly(project, signum):
+    import signal
+
+    mission(project)
+    before = len(run_cli("ledger", "events", cwd=project).stdout.splitlines())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dispatch_kit", "ledger", "events", "--follow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=project, env=cli_env())
+    try:
+        deadline = time.monotonic() + 60
+        first = pre(project, prompt_for(project, "counter"), "toolu_A")
+        assert hook("pre-dispatch", first, project).returncode == 0
+        lines = read_lines(proc, before + 3, deadline)
+        assert [line.split()[1] for line in lines[before:]] == [
+            "claimed", "dispatched", "agent-requested"]
+        assert hook("post-dispatch", post(first, "agent111"), project).returncode == 0
+        (launched,) = read_lines(proc, 1, deadline)
+        assert launched.split()[1:3] == ["agent-launched", "counter"]
+        assert "agent=agent111" in launched
+        proc.send_signal(getattr(signal, signum))
+        assert proc.wait(timeout=30) == 0
+        assert b"Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_status_as_mermaid_draws_the_graph_with_each_state(project, tmp_path):
+    a_busy_mission(project, tmp_path)
+    result = run_cli("ledger", "status", "--format", "mermaid", cwd=project)
+    assert result.returncode == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "flowchart LR"
+    assert '  t1["counter<br/>verified"]:::verified' in lines
+    assert '  t2["tests<br/>dispatched 1/4<br/>agent agentT"]:::running' in lines
+    assert '  t4["review<br/>waiting"]:::waiting' in lines
+    assert '  t5["lint<br/>failed at attempt 4/4"]:::failed' in lines
+    assert '  t6["notes<br/>skipped"]:::skipped' in lines
+    assert {"  t1 --> t2", "  t1 --> t3", "  t2 --> t4", "  t3 --> t4", "  t5 --> t6"} <= set(lines)
+    assert sum(line.startswith("  classDef ") for line in lines) == 5
+    status = json.loads(run_cli("ledger", "status", "--format", "json", cwd=project).stdout)
+    assert {t["id"]: t["agent"] for t in status["tasks"]}["guide"] == "agentG"

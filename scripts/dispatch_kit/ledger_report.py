@@ -87,3 +87,62 @@ def status_markdown(status: dict) -> str:
     from dispatch_kit.render import render_template
 
     return render_template("report", report_vars(status))
+
+
+# One class per state a reader tells apart at a glance; running covers claimed and dispatched.
+_MERMAID_CLASSES = {
+    "verified": "fill:#d3f9d8,stroke:#2b8a3e",
+    "failed": "fill:#ffe3e3,stroke:#c92a2a",
+    "skipped": "fill:#f1f3f5,stroke:#868e96,stroke-dasharray:4 3",
+    "running": "fill:#fff3bf,stroke:#e67700",
+    "ready": "fill:#e7f5ff,stroke:#1971c2",
+    "waiting": "fill:#ffffff,stroke:#868e96",
+}
+
+
+def _mermaid_text(text: str) -> str:
+    """Label text Mermaid shows as written (its entity codes for the quote and brackets)."""
+    for raw, code in (('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
+        text = text.replace(raw, code)
+    return text
+
+
+def status_mermaid(status: dict) -> str:
+    """The plan's graph with each task's state, as a Mermaid flowchart.
+
+    For a README, a PR comment or the orchestrator's reply (wrap it in a
+    ```` ```mermaid ```` fence). Nodes are numbered, so any task id is safe;
+    a running task names its agent when a session hook recorded one.
+    """
+    verified = {t["id"] for t in status["tasks"] if t["state"] == "verified"}
+    node = {task["id"]: f"t{n}" for n, task in enumerate(status["tasks"], 1)}
+    lines = ["flowchart LR"]
+    used: set[str] = set()
+    for task in status["tasks"]:
+        state = task["state"]
+        if state in ("claimed", "dispatched"):
+            kind = "running"
+        elif state == "ready":
+            waiting = any(dep not in verified for dep in task["depends_on"])
+            kind = "waiting" if waiting else "ready"
+        else:
+            kind = state
+        used.add(kind)
+        detail = kind
+        if kind == "running":
+            detail = f"{state} {task['attempt']}/{task['max_attempts']}"
+            if task.get("agent"):
+                detail += f"<br/>agent {task['agent']}"
+        elif kind == "failed":
+            detail = f"failed at attempt {task['attempt']}/{task['max_attempts']}"
+        elif kind == "verified" and task["attempts"] > 1:
+            detail = f"verified on attempt {task['attempts']}"
+        label = f"{_mermaid_text(task['id'])}<br/>{detail}"
+        lines.append(f'  {node[task["id"]]}["{label}"]:::{kind}')
+    for task in status["tasks"]:
+        for dep in task["depends_on"]:
+            lines.append(f"  {node[dep]} --> {node[task['id']]}")
+    for kind, style in _MERMAID_CLASSES.items():
+        if kind in used:
+            lines.append(f"  classDef {kind} {style}")
+    return "\n".join(lines) + "\n"

@@ -91,14 +91,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format(p)
     p.set_defaults(func=_sweep)
 
-    p = sub.add_parser("status", help="the completion report")
+    p = sub.add_parser("status", help="the completion report (mermaid: the plan's graph)")
     common(p)
-    add_format(p, ("text", "json", "markdown"))
+    add_format(p, ("text", "json", "markdown", "mermaid"))
     p.set_defaults(func=_status)
 
     p = sub.add_parser("events", help="the append-only history")
     common(p)
     p.add_argument("--task", help="only this task's events")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="then print each new event as it is appended, one line each (JSON: one "
+                   "object a line), until interrupted (Ctrl-C, SIGTERM)")
     add_format(p, ("text", "json"))
     p.set_defaults(func=_events)
 
@@ -307,7 +310,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from dispatch_kit.ledger_report import status_markdown, status_text
+    from dispatch_kit.ledger_report import status_markdown, status_mermaid, status_text
 
     ledger, mission = _open(args)
     with ledger:
@@ -316,27 +319,95 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     elif args.format == "markdown":
         sys.stdout.write(status_markdown(status))
+    elif args.format == "mermaid":
+        sys.stdout.write(status_mermaid(status))
     else:
         sys.stdout.write(status_text(status))
     return 0
 
 
+def _event_line(event: dict) -> str:
+    from dispatch_kit.ledger import iso
+
+    detail = " ".join(f"{k}={v}" for k, v in event["detail"].items())
+    attempt = f" #{event['attempt']}" if event["attempt"] is not None else ""
+    return (f"{iso(event['at'])} {event['kind']:<10} {event['task_id'] or '-'}{attempt} "
+            f"{event['actor'] or ''} {detail}").rstrip()
+
+
 def _events(args: argparse.Namespace) -> int:
     import json
-
-    from dispatch_kit.ledger import iso
 
     ledger, mission = _open(args)
     with ledger:
         if args.task is not None:
             ledger.task(mission, args.task)
         events = ledger.events(mission, task_id=args.task)
+        if args.follow:
+            return _follow(ledger, mission, args, events)
     if args.format == "json":
         print(json.dumps(events, indent=2))
         return 0
     for event in events:
-        detail = " ".join(f"{k}={v}" for k, v in event["detail"].items())
-        attempt = f" #{event['attempt']}" if event["attempt"] is not None else ""
-        print(f"{iso(event['at'])} {event['kind']:<10} {event['task_id'] or '-'}{attempt} "
-              f"{event['actor'] or ''} {detail}".rstrip())
+        print(_event_line(event))
     return 0
+
+
+FOLLOW_POLL_S = 0.25  # a stat() of two files each time; the ledger is read only on a change
+
+
+def _follow(ledger, mission: str, args: argparse.Namespace, events: list[dict]) -> int:
+    """Print ``events``, then each new one as it lands, until SIGINT or SIGTERM (exit 0).
+
+    SQLite cannot notify a reader, so this watches the database and its WAL file
+    (size and mtime, a few stat calls a second) and queries only when they change.
+    """
+    import json
+    import os
+    import signal
+    import time
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    files = [str(ledger.path), str(ledger.path) + "-wal"]
+
+    def stamp() -> tuple:
+        out = []
+        for name in files:
+            try:
+                info = os.stat(name)
+                out.append((info.st_size, info.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def emit(batch: list[dict]) -> None:
+        for event in batch:
+            line = json.dumps(event) if args.format == "json" else _event_line(event)
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    sql = "SELECT * FROM events WHERE mission_id = ? AND seq > ?"
+    params: tuple = (mission,)
+    if args.task is not None:
+        sql += " AND task_id = ?"
+        params += (args.task,)
+    last = events[-1]["seq"] if events else 0
+    try:
+        emit(events)
+        seen = stamp()
+        while True:
+            time.sleep(FOLLOW_POLL_S)
+            now = stamp()
+            if now == seen:
+                continue
+            seen = now
+            rows = ledger.conn.execute(sql + " ORDER BY seq", (params[0], last, *params[1:]))
+            batch = [dict(row) | {"detail": json.loads(row["detail"])} for row in rows]
+            if batch:
+                last = batch[-1]["seq"]
+                emit(batch)
+    except KeyboardInterrupt:
+        return 0

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import time
 
+from dispatch_kit.ledger.agents import latest_agents
 from dispatch_kit.ledger.queries import LedgerQueries
 from dispatch_kit.ledger.rows import iso
 from dispatch_kit.ledger.schema import TERMINAL
@@ -30,6 +31,7 @@ class Reporting(LedgerQueries):
             ):
                 attempts.setdefault(row["task_id"], []).append(row)
             claims = {c.task_id: c for c in self.claims(mission_id)}
+            agents = latest_agents(db, mission_id)
             deps: dict[str, list[str]] = {}
             for row in db.execute(
                 "SELECT d.task_id, d.dep_id FROM deps d JOIN tasks t "
@@ -72,6 +74,8 @@ class Reporting(LedgerQueries):
                 "lease_expires": iso(claim.lease_expires) if claim else None,
                 "pid": claim.pid if claim else None,
                 "log": last["log_path"] if last else None,
+                # The harness agent of the latest dispatch, when a session hook recorded it.
+                "agent": (agents.get(task.id) or {}).get("agent_id"),
             })
         if counts["pending"]:
             state = "in_progress"
