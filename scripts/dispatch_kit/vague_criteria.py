@@ -135,8 +135,14 @@ def _prose_reason(text: str) -> str | None:
     return None
 
 
+# shlex builds each token a character at a time, in time quadratic in its
+# length: a 1 MB criterion of "(((" took minutes. Longer commands are not
+# tokenised (no person writes one; a generated one is not prose either).
+MAX_TOKENISED = 16 * 1024
+
+
 def _first_word_reason(text: str) -> str | None:
-    if "<<" in text:
+    if "<<" in text or len(text) > MAX_TOKENISED:
         return None  # a here-document body is not shell-quoted text; do not tokenise it
     lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True

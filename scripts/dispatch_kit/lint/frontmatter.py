@@ -44,19 +44,18 @@ def split(text: str) -> Frontmatter | None:
     first_nl = text.find("\n")
     if first_nl < 0 or text[:first_nl].rstrip("\r") != "---":
         return None
-    pos = first_nl + 1
-    line = 2
-    while pos <= len(text):
-        nl = text.find("\n", pos)
-        end = len(text) if nl < 0 else nl
-        if text[pos:end].rstrip("\r") in ("---", "..."):
-            body = len(text) if nl < 0 else nl + 1
-            return Frontmatter(text[first_nl + 1 : pos], 2, line + 1, body)
-        if nl < 0:
-            return None
-        pos = nl + 1
-        line += 1
-    return None
+    close = _CLOSING_FENCE.search(text, first_nl + 1)
+    if close is None:
+        return None
+    pos = close.start()
+    line = 2 + text.count("\n", first_nl + 1, pos)
+    body = close.end() + 1 if close.end() < len(text) else len(text)
+    return Frontmatter(text[first_nl + 1 : pos], 2, line + 1, body)
+
+
+# The line that closes a frontmatter block ("---" or "...", trailing CRs allowed),
+# found by one search rather than a Python loop over lines.
+_CLOSING_FENCE = lazy(r"^(?:---|\.\.\.)\r*$", re.M)
 
 
 # The fast reader below parses the frontmatter most skills and agents have

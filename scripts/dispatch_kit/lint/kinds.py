@@ -16,6 +16,10 @@ import re
 from dispatch_kit.lint import suppress
 from dispatch_kit.lint.patterns import lazy
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 DISPATCH_KINDS = frozenset({"execute", "plan", "executor", "retry", "dispatch"})
 PROMPT_KINDS = DISPATCH_KINDS | {"inspect"}
 ALL_KINDS = PROMPT_KINDS | {"none", "unknown"}
@@ -23,7 +27,10 @@ HEADER_LINES = 5
 
 MARKER = lazy(r"[ \t]*(?:#{1,6}[ \t]+)?(?:\*\*)?\[(execute|plan|inspect|executor|retry)\]", re.I)
 _HTML_COMMENT_LINE = lazy(r"\s*<!--.*?-->\s*$")
-_JINJA_TAG = lazy(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", re.S)
+# Where a Jinja tag opens; its end is found with str.find (_jinja_tags). As one
+# pattern (``\{#.*?#\}|...``) each unclosed opener rescanned the rest of the text.
+_JINJA_OPEN = lazy(r"\{[#%{]")
+_JINJA_CLOSE = {"#": "#}", "%": "%}", "{": "}}"}
 _WORKDIR_LABEL = lazy(r"^\W{0,8}(?:working[ -]dir(?:ectory)?|cwd)\b[^:\n]{0,20}:", re.I | re.M)
 _CRITERIA_LABEL = lazy(r"^\W{0,8}exit[ -]criteri", re.I | re.M)
 _TASK_LABEL = lazy(r"^\W{0,8}(?:your )?task\b", re.I | re.M)
@@ -35,6 +42,7 @@ _AGENT_LABEL = lazy(
 )
 AGENT_LABEL_LINES = 12
 _CLAIM = lazy(r"\bclaim", re.I)
+_NON_BLANK = lazy(r"\S")
 _SPAWN = lazy(r"\b(?:spawn|dispatch)", re.I)
 
 
@@ -50,16 +58,37 @@ def mask_template(text: str) -> tuple[str, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
     parts: list[str] = []
     last = 0
-    for match in _JINJA_TAG.finditer(text):
-        tag = match.group(0)
+    for start, end in _jinja_tags(text):
+        tag = text[start:end]
         fill = "0" if tag.startswith("{{") else " "
         if fill == "0":
-            spans.append(match.span())
-        parts.append(text[last : match.start()])
+            spans.append((start, end))
+        parts.append(text[last:start])
         parts.append("".join("\n" if c == "\n" else fill for c in tag))
-        last = match.end()
+        last = end
     parts.append(text[last:])
     return "".join(parts), spans
+
+
+def _jinja_tags(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of ``{# #}``, ``{% %}`` and ``{{ }}`` tags, shortest first, in linear time."""
+    found: dict[str, tuple[int, int]] = {}  # closer: (searched from, found at or -1)
+    pos = 0
+    while True:
+        opener = _JINJA_OPEN.search(text, pos)
+        if opener is None:
+            return
+        start = opener.start()
+        closer = _JINJA_CLOSE[text[start + 1]]
+        since, at = found.get(closer, (len(text) + 1, -1))
+        if not (since <= start + 2 and (at < 0 or at >= start + 2)):
+            at = text.find(closer, start + 2)
+            found[closer] = (start + 2, at)
+        if at < 0:
+            pos = start + 1  # unclosed: no tag opens here
+            continue
+        yield start, at + 2
+        pos = at + 2
 
 
 def first_content_line(text: str, start_offset: int, start_line: int) -> tuple[int, int, str]:
@@ -69,6 +98,14 @@ def first_content_line(text: str, start_offset: int, start_line: int) -> tuple[i
     in_comment = False
     length = len(text)
     while offset < length:
+        if not in_comment:  # skip blank lines in one C-level search, not a loop per line
+            found = _NON_BLANK.search(text, offset)
+            if found is None:
+                break
+            line_start = text.rfind("\n", offset, found.start()) + 1
+            if line_start > offset:
+                line_no += text.count("\n", offset, line_start)
+                offset = line_start
         nl = text.find("\n", offset)
         end = length if nl < 0 else nl
         line = text[offset:end]

@@ -314,11 +314,21 @@ def _offsets(text: str, words: Words) -> list[int]:
     return offsets
 
 
+# How far before a match _negated_before looks for its negation. It is a
+# sufficient test (a miss sends the caller to the exact sentence check), so a
+# bound only costs time on a clause this long; unbounded, every key word of a
+# 1 MB line rescanned the line from its start.
+_NEGATION_REACH = 512
+
+
 def _negated_before(lower: str, at: int) -> bool:
     """A sufficient test for ``Sentence.negated_at``: a negation before ``at`` on its line
     with no sentence end and no clause break in between (so it is in the same clause)."""
     last = None
-    for found in NEGATION.finditer(lower, lower.rfind("\n", 0, at) + 1, at):
+    line_start = lower.rfind("\n", max(0, at - _NEGATION_REACH), at) + 1
+    if line_start == 0 and at > _NEGATION_REACH:
+        return False  # no line start within reach: too long a clause to judge cheaply
+    for found in NEGATION.finditer(lower, line_start, at):
         last = found
     if last is None:
         return False

@@ -28,7 +28,7 @@ _FAN_OUT = lazy(
 )
 _BOUND = lazy(
     r"\b(?:at most|no more than|not more than|up to|maximum(?: of)?|max\.?|"
-    r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*[:=]?[ \t]*\d+"
+    r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*(?:[:=][ \t]*)?\d+"
 )
 _CONCURRENCY = lazy(
     r"\b(?:dispatch\w*|spawn\w*|launch\w*|in[- ]flight|at a time|at once|concurrent\w*|parallel|"
@@ -40,7 +40,8 @@ _MANY = lazy(
 )
 _WIP_LIMIT = lazy(
     r"\bwip[- ]limit|\bin (?:waves|batches|groups) of[ \t]*\d+|\b\d+[ \t]+at a time\b"
-    r"|\b\d+[ \t]+(?:in[- ]flight|concurrent)|\bconcurrency(?: limit)?[ \t]*(?:of|=|:)?[ \t]*\d+"
+    r"|\b\d+[ \t]+(?:in[- ]flight|concurrent)"
+    r"|\bconcurrency(?: limit)?[ \t]*(?:(?:of|=|:)[ \t]*)?\d+"
     r"|--jobs\b|\bjobs?[ \t]*[=:][ \t]*\d+"
 )
 _LOOP = lazy(

@@ -27,10 +27,10 @@ _LABEL = lazy(
 _ITEM = lazy(r"^[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+(?P<body>[^\n]*)$", re.M)
 _CODE = lazy(r"^[ \t]*(?:`{3}|~{3})", re.M)
 _STRUCTURED = lazy(r"^(?:file_exists|contains|min_bytes|run|exists|command|cmd|shell)[ \t]*:", re.I)
-_CODE_SPAN = lazy(r"(`+)(.+?)\1")
+_BACKTICKS = lazy(r"`+")
 _WORKDIR = lazy(
     r"^[^\w\n]{0,8}(?:working[ -]dir(?:ectory)?|cwd|workdir)\b[^:\n]{0,30}:[ \t]*\S"
-    r"|\b(?:working[ -]dir(?:ectory)?|cwd|workdir)(?:[ \t]+is)?[ \t]*[:=]?[ \t]*"
+    r"|\b(?:working[ -]dir(?:ectory)?|cwd|workdir)(?:[ \t]+is)?[ \t]*(?:[:=][ \t]*)?"
     r"[`'\"][^`'\"\n]+[`'\"]"
     r"|\b(?:work|run|operate|stay)\w*[ \t]+(?:only[ \t]+)?(?:in|inside|within|from|under)[ \t]+"
     r"[`'\"][^`'\"\n]+[`'\"]"
@@ -47,7 +47,10 @@ _TASKS_HEADING = lazy(
     r"^[ \t]{0,3}(?:#{1,6}[ \t]*)?[*_]{0,2}(?:the[ \t]+)?tasks\b[^\n]*$", re.I | re.M
 )
 _TOP_ITEM = lazy(r"^(?:[-*+]|\d{1,3}[.)])[ \t]+\S", re.M)
-_COMPOSITE_LOAD = lazy(r"\]\s*load\s+\S+.*\bthen\s*:", re.I)
+# "] load FILE ... then:" as two linear searches; one pattern (``\]\s*load\s+\S+.*\bthen\s*:``)
+# backtracked cubically on "[Execute] ] load aaaa..." (40 KB: 25 s).
+_COMPOSITE_LOAD = lazy(r"\]\s*load\s+\S", re.I)
+_COMPOSITE_THEN = lazy(r"\bthen\s*:", re.I)
 _COMPOSITE_CHAIN = lazy(r"\bcommit\s+[`'\"]?[0-9a-f]{7,40}\b", re.I)
 
 
@@ -58,7 +61,21 @@ def is_composite(region: Region) -> bool:
     or names the commit it is chained on (``... on commit 4e1d2c9``).
     """
     first = region.first_line
-    return bool(_COMPOSITE_LOAD.search(first) or _COMPOSITE_CHAIN.search(first))
+    return _loads_then(first) or bool(_COMPOSITE_CHAIN.search(first))
+
+
+def _loads_then(text: str) -> bool:
+    """Whether ``] load X`` is followed, later on its line, by ``then:``."""
+    then: re.Match[str] | None = None
+    for load in _COMPOSITE_LOAD.finditer(text):
+        if then is None or then.start() < load.end():
+            then = _COMPOSITE_THEN.search(text, load.end())
+            if then is None:
+                return False
+        line_end = text.find("\n", load.end())
+        if line_end < 0 or then.start() < line_end:
+            return True
+    return False
 
 
 def _criteria_section(region: Region) -> tuple[re.Match[str], int] | None:
@@ -116,14 +133,41 @@ def vague_reason(item: str) -> str | None:
         return None
     from dispatch_kit.vague_criteria import vague_reason as shell_vague_reason
 
-    span = _CODE_SPAN.search(text)
-    command = span.group(2) if span else text
+    span = _code_span(text)
+    command = span if span is not None else text
     if _surely_runnable(command):
         return None  # what the validator would say, without its shell tokenizer
     reason = shell_vague_reason(command)
     if reason is None and not span:
         reason = _sentence_reason(text)
     return reason
+
+
+def _code_span(text: str) -> str | None:
+    """The first code span's text: a run of backticks, then text, then a run at least as long.
+
+    Linear: each run's closer is the next run at least as long (a stack, right to
+    left). The regex this replaced, ``(`+)(.+?)\\1``, backtracked cubically on a
+    line of backticks (24 KB took 162 s in the hook); where it differed (a run
+    closed by a shorter run, a closer inside its opener) no one writes a span.
+    """
+    if "`" not in text:
+        return None
+    lines = text.split("\n")
+    for line in lines:
+        runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(line)]
+        closer: list[int | None] = [None] * len(runs)
+        stack: list[int] = []  # runs to the right, each shorter than the one below it
+        for i in range(len(runs) - 1, -1, -1):
+            length = runs[i][1] - runs[i][0]
+            while stack and runs[stack[-1]][1] - runs[stack[-1]][0] < length:
+                stack.pop()
+            closer[i] = stack[-1] if stack else None
+            stack.append(i)
+        for i, found in enumerate(closer):
+            if found is not None:
+                return line[runs[i][1] : runs[found][0]]
+    return None
 
 
 # Characters that make shell tokenizing differ from splitting at blanks:

@@ -46,7 +46,8 @@ _WAIT = lazy(_WAIT_SOURCE.replace("{start}", "^"))
 _WAIT_ANYWHERE = lazy(_WAIT_SOURCE.replace("{start}", r"(?<!\S)"))
 _CAP = lazy(
     r"\b(?:at most|no more than|not more than|maximum(?: of)?|max\.?|up to|"
-    r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*[:=]?[ \t]*\d+|\u2264[ \t]*\d+|"
+    r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*(?:[:=][ \t]*)?\d+"
+    r"|\u2264[ \t]*\d+|"
     r"--(?:max|limit|cap)[\w-]*[ =]\d+"
 )
 _CAP_OBJECT = lazy(

@@ -21,10 +21,10 @@ from dispatch_kit.lint.rules._shared import BLOCK
 
 RETRY = frozenset({"retry"})
 _ATTEMPT = lazy(
-    r"\battempt[ \t]*(?:#|no\.?|number)?[ \t]*\d+"
+    r"\battempt[ \t]*(?:(?:#|no\.?|number)[ \t]*)?\d+"
     r"|\b\d+[ \t]*(?:/|of)[ \t]*\d+\b[^\n]{0,15}\battempt"
     r"|\b(?:first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th|last|final) (?:attempt|retry)\b"
-    r"|\bretry[ \t]*(?:#|no\.?|number)?[ \t]*\d+"
+    r"|\bretry[ \t]*(?:(?:#|no\.?|number)[ \t]*)?\d+"
 )
 _ERROR = lazy(
     r"\berrors?\b|\bstderr\b|\bstdout\b|\bstandard (?:error|output)\b|\bexit (?:code|status)\b"
