@@ -65,7 +65,11 @@ def mission_state(conn: sqlite3.Connection, path: str, cwd: str, mission: str, *
     for entry in flight:
         age = store.ago(now - entry["since"])
         what = f"{entry['task']} attempt {entry['attempt']}/{entry['max']}, {_agent(entry)}, {age}"
-        if entry["expired"]:
+        agent = entry["agent"]
+        if agent is not None and agent["ended_at"] is not None:
+            lines.append(f"- ended, verdict not recorded: {what}: run `dispatch-kit check` "
+                         "and `dispatch-kit ledger record`.")
+        elif entry["expired"]:
             lines.append(f"- hung (lease expired): {what}: stop it with TaskStop.")
         else:
             lines.append(f"- running: {what}: do not dispatch it again; wait for its "

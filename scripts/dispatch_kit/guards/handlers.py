@@ -27,9 +27,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def _prompt_hash(prompt: str) -> str:
-    from hashlib import sha256
+    """Enough to tell one session's waiting prompts apart (only used when a PostToolUse has no
+    tool_use_id); zlib's checksum, because hashlib's OpenSSL import costs a hook milliseconds."""
+    from zlib import crc32
 
-    return sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    data = prompt.encode("utf-8", "surrogatepass")
+    return f"{crc32(data):08x}-{len(data)}"
 
 
 def _lint_on(environ: Mapping[str, str]) -> bool:
@@ -80,7 +83,7 @@ def pre_dispatch(raw: bytes, environ: Mapping[str, str]) -> Answer:
 
 def _record(event: dict, prompt: str, found: marker.Marker, base: str,
             environ: Mapping[str, str]) -> tuple[int, str]:
-    from dispatch_kit.guards import digest, store
+    from dispatch_kit.guards import store
 
     path = locate.for_dispatch(found.ledger, base, environ)
     if path is None:
@@ -104,6 +107,8 @@ def _record(event: dict, prompt: str, found: marker.Marker, base: str,
     finally:
         conn.close()
     if outcome == "refused":
+        from dispatch_kit.guards import digest
+
         args = digest.db_args(path, base, dispatch.mission, several)
         return cc.BLOCK, digest.refusal(detail, dispatch.task, dispatch.mission, args, now)
     if outcome == "recorded":
