@@ -13,8 +13,13 @@ ends with exactly one of four verdicts:
   change something, and the message says what.
 
 Shell criteria run with ``/bin/sh -c`` in the task's cwd; ``run`` criteria run
-their argv without a shell; ``file_exists``, ``contains`` and ``min_bytes`` run
-in-process and never touch a shell, so a path or a pattern cannot be injected.
+their argv without a shell; ``file_exists``, ``contains`` and ``min_bytes`` never
+touch a shell, so a path or a pattern cannot be injected. A ``contains`` regex
+runs in a child Python under the criterion's time limit like any command:
+Python's regex engine backtracks, and ``^(a+)+$`` on forty ``a`` and a ``!``
+would otherwise hold the checker for minutes with no way to stop it. The task's
+folder and every structured check's file are resolved when the criterion runs
+and refused when they leave the workspace (:mod:`dispatch_kit.confine`).
 Commands get a defined environment (:mod:`dispatch_kit.childenv`): a UTF-8
 locale and HOME where the caller had none, and a fresh empty Python bytecode
 folder per run, so a stale ``__pycache__`` cannot fail a correct task; the
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch_kit.childenv import NoPrivateFolder, criterion_env
+from dispatch_kit.confine import Escape, inside, task_folder
 from dispatch_kit.errors import InputError
 from dispatch_kit.plan_model import Criterion, Plan, Task
 from dispatch_kit.procrun import Outcome, ProcessGroups, run
@@ -44,6 +50,16 @@ MAX_CONTAINS_BYTES = 64 * 1024 * 1024  # contains reads the whole file; refuse a
 VERDICTS = ("pass", "fail", "timeout", "error")
 SHELL = "/bin/sh"
 RESULT_VERSION = 1
+
+# The contains-regex test, in a child: argv = regex, file; exit 0 match, 1 none, 3 unreadable.
+_REGEX_CHILD = (
+    "import re,sys\n"
+    "try:\n"
+    " with open(sys.argv[2],'rb') as f:data=f.read()\n"
+    "except OSError as e:\n"
+    " sys.stderr.write(e.strerror or str(e));sys.exit(3)\n"
+    "sys.exit(0 if re.search(sys.argv[1],data.decode('utf-8','replace'),re.M) else 1)\n"
+)
 
 _NOT_FOUND = re.compile(r"(?:^|: )([^\s:]+): (?:command )?not found\s*$", re.MULTILINE)
 
@@ -158,7 +174,6 @@ def check_criterion(
     groups: ProcessGroups | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """(task id, one criterion's result entry) — the unit of work the pool runs."""
-    cwd = plan.task_dir(task)
     entry: dict[str, Any] = {
         "index": index,
         "criterion": criterion.display(),
@@ -172,6 +187,11 @@ def check_criterion(
         "message": "",
     }
     start = time.monotonic()
+    try:
+        cwd = task_folder(plan.workspace, task.cwd)  # now, not when the plan was loaded
+    except Escape as exc:
+        entry["message"] = f"refused: {exc}"
+        return task.id, entry
     if not cwd.is_dir():
         what = "is not a directory" if cwd.exists() else "does not exist yet"
         entry["message"] = f"working directory {task.cwd} {what}"
@@ -193,7 +213,9 @@ def check_criterion(
         entry["duration"] = round(outcome.duration, 4)
         return task.id, entry
     else:
-        verdict, message = _structured(cwd, criterion)
+        limit = criterion_timeout(task, criterion, default_timeout)
+        verdict, message = _structured(cwd, criterion, workspace=plan.workspace, limit=limit,
+                                       groups=groups)
         entry["verdict"], entry["message"] = verdict, message
         entry["exit_code"] = {"pass": 0, "fail": 1}.get(verdict)
     entry["duration"] = round(time.monotonic() - start, 4)
@@ -265,10 +287,15 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-def _structured(cwd: Path, criterion: Criterion) -> tuple[str, str]:
-    """Verdict and message of a check that needs no process: file_exists, contains, min_bytes."""
+def _structured(cwd: Path, criterion: Criterion, *, workspace: Path | None = None,
+                limit: float = DEFAULT_CRITERION_TIMEOUT,
+                groups: ProcessGroups | None = None) -> tuple[str, str]:
+    """Verdict and message of a check that needs no shell: file_exists, contains, min_bytes."""
     rel = criterion.path or ""
-    target = cwd / rel
+    try:
+        target = inside(cwd if workspace is None else workspace, cwd / rel, what="path")
+    except Escape as exc:
+        return "error", f"refused: {exc}"
     try:
         info = target.stat()
     except FileNotFoundError:
@@ -289,17 +316,43 @@ def _structured(cwd: Path, criterion: Criterion) -> tuple[str, str]:
     if info.st_size > MAX_CONTAINS_BYTES:
         return "error", f"{rel} is larger than {MAX_CONTAINS_BYTES // (1024 * 1024)} MiB; " \
                         "use a shell criterion (grep) for it"
+    if criterion.regex is not None:
+        return _regex_in_child(target, rel, criterion.regex, limit, groups)
     try:
-        data = target.read_bytes()
+        with open(target, "rb") as handle:
+            data = handle.read(MAX_CONTAINS_BYTES + 1)
     except OSError as exc:
         return "error", f"cannot read {rel}: {exc.strerror or exc}"
-    if criterion.regex is not None:
-        if re.search(criterion.regex, data.decode("utf-8", errors="replace"), re.MULTILINE):
-            return "pass", ""
-        return "fail", f"{rel} has no match for regex {criterion.regex!r}"
     if (criterion.text or "").encode("utf-8") in data:
         return "pass", ""
     return "fail", f"{rel} does not contain {criterion.text!r}"
+
+
+def _regex_in_child(target: Path, rel: str, regex: str, limit: float,
+                    groups: ProcessGroups | None) -> tuple[str, str]:
+    """Search ``target`` for ``regex`` in a child Python, stopped at ``limit`` like a command.
+
+    ``-I`` keeps the task's PYTHONPATH and the user's site folder out; the
+    child reads the file the parent just confined and found regular.
+    """
+    import sys
+
+    argv = [sys.executable, "-I", "-S", "-c", _REGEX_CHILD, regex, str(target)]
+    outcome = run(argv, cwd=str(target.parent), timeout=limit, tail_bytes=512, groups=groups,
+                  env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8"})
+    if outcome.start_error is not None:
+        return "error", f"cannot start the regex check: {outcome.start_error}"
+    if outcome.cancelled:
+        return "error", "interrupted before it finished"
+    if outcome.timed_out:
+        return "timeout", (f"no result within {limit:g} s searching {rel} for regex "
+                           f"{regex!r}; the search was stopped")
+    if outcome.returncode == 0:
+        return "pass", ""
+    if outcome.returncode == 1:
+        return "fail", f"{rel} has no match for regex {regex!r}"
+    detail = _printable(outcome.stderr.text().strip()[-200:]) or f"exit {outcome.returncode}"
+    return "error", f"cannot search {rel}: {detail}"
 
 
 # --- text output ----------------------------------------------------------------------------

@@ -57,6 +57,55 @@ def pid_alive(pid: int | None, start: str | None = None) -> bool:
     return True
 
 
+def lock_held(path: str | Path) -> bool:
+    """Whether some process holds ``path`` locked with ``flock`` (False when there is no file).
+
+    A detached worker inherits its supervisor's locked descriptor, so the lock
+    outlives a supervisor killed with -9 for exactly as long as the worker
+    (or a child that kept the descriptor) lives.
+    """
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also drops the shared lock taken above
+    return False
+
+
+def holders(path: str | Path) -> list[int]:
+    """Pids with ``path`` open (Linux procfs; empty elsewhere or when unreadable)."""
+    target = os.path.realpath(path)
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}") == target:
+                    found.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return found
+
+
 def kill_group(pid: int, *, grace: float = 1.0) -> None:
     """SIGTERM the process group led by ``pid``, then SIGKILL it if anything is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

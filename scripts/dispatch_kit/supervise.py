@@ -8,6 +8,16 @@ is what a later ``run`` or ``ledger sweep`` reads when it collects the result.
 
 Run as ``python -m dispatch_kit.supervise --timeout S --log F --exit-file F -- CMD...``;
 it imports only the standard library and :mod:`dispatch_kit.procs`.
+
+With ``--lock F`` it holds ``F`` locked (flock) and hands the locked descriptor
+to the worker, and records the worker's pid in ``--worker-file``: a supervisor
+killed with -9 leaves the lock held by its worker, so a later run sees that the
+attempt may still be alive and never starts the next one beside it
+(:func:`dispatch_kit.procs.lock_held`).
+
+The worker inherits this process's environment unchanged: ``run --detach``
+starts the supervisor with ``python -I`` and puts the package on ``sys.path``
+itself, so no PYTHONPATH of dispatch-kit's reaches a worker.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-limit", type=int, default=1 << 20)
     parser.add_argument("--exit-file", required=True)
     parser.add_argument("--prompt", help="file the worker reads on stdin")
+    parser.add_argument("--lock", help="file to hold locked, with the worker, while it lives")
+    parser.add_argument("--worker-file", help="where to record the worker's pid and start")
     parser.add_argument("--gate", action="store_true",
                         help="wait for a line on stdin first; EOF means the dispatcher died "
                         "before recording this worker, so do nothing")
@@ -44,14 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.gate and not sys.stdin.buffer.readline().endswith(b"\n"):
         return 97
     started = time.time()
+    lock_fd = _take_lock(args.lock) if args.lock else None
     log = BoundedLog(Path(args.log), args.log_limit)
     stdin = open(args.prompt, "rb") if args.prompt else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True, close_fds=True,
+        pass_fds=(lock_fd,) if lock_fd is not None else (),
     )
     if args.prompt:
         stdin.close()
+    if args.worker_file:
+        from dispatch_kit.procs import pid_start
+
+        _write_json(Path(args.worker_file), {"pid": proc.pid, "start": pid_start(proc.pid)})
     stopped: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
@@ -97,11 +115,23 @@ def main(argv: list[str] | None = None) -> int:
         "duration": round(time.time() - started, 3),
         "pid": proc.pid,
     }
-    exit_file = Path(args.exit_file)
-    tmp = exit_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status) + "\n")
-    os.replace(tmp, exit_file)
+    _write_json(Path(args.exit_file), status)
     return 0
+
+
+def _take_lock(path: str) -> int:
+    """Open and flock ``path``; the descriptor is inheritable so the worker shares the lock."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc) + "\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,61 @@ from dispatch_kit.durations import format_duration
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import ClaimRow, Mission
 from dispatch_kit.plan_model import Plan, Task
-from dispatch_kit.runner.files import exit_file_for, pipe_path, read_exit_file
+from dispatch_kit.runner.files import (
+    exit_file_for,
+    lock_file_for,
+    pipe_path,
+    read_exit_file,
+    worker_file_for,
+)
+
+# How long past its time limit a detached worker whose supervisor died may run
+# before a run or a sweep stops it; and how long stopping it may take.
+DETACHED_GRACE = 5.0
+STOP_WAIT = 10.0
+
+
+def detached_alive(claim: ClaimRow) -> bool:
+    """Whether a detached attempt may still be running: its worker holds the lock file.
+
+    Judged by the worker, never by the supervisor the ledger recorded (the
+    supervisor may have been killed with -9 while its worker runs on).
+    """
+    from dispatch_kit.procs import lock_held
+
+    return bool(claim.log_path) and lock_held(lock_file_for(claim.log_path or ""))
+
+
+def detached_overdue(claim: ClaimRow, now: float) -> bool:
+    started = claim.dispatched_at or claim.claimed_at
+    return now > started + (claim.timeout or 0.0) + DETACHED_GRACE
+
+
+def stop_detached(claim: ClaimRow) -> bool:
+    """Kill a detached attempt's worker group and whatever holds its lock; True once the
+    lock is free (so no retry can overlap it)."""
+    import os
+    import signal
+    import time
+
+    from dispatch_kit.procs import holders, kill_group, lock_held, pid_alive
+
+    lock = lock_file_for(claim.log_path or "")
+    worker = read_exit_file(worker_file_for(claim.log_path or "")) or {}
+    pid = worker.get("pid")
+    deadline = time.monotonic() + STOP_WAIT
+    while lock_held(lock):
+        if isinstance(pid, int) and 0 < pid < 1 << 31 and pid_alive(pid, worker.get("start")):
+            kill_group(pid, grace=0.5)
+        for holder in holders(lock):
+            try:
+                os.kill(holder, signal.SIGKILL)
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def worker_note(exit_code: int | None, timed_out: bool, timeout: float | None) -> str | None:
@@ -121,6 +175,9 @@ class Collector:
     def collect(self, claim: ClaimRow, reason: str) -> tuple[dict, dict]:
         """For ``Ledger.sweep``: the verdict on an attempt whose worker is gone."""
         exit_code, timed_out = None, False
+        if detached_alive(claim) and not stop_detached(claim):
+            return failing_entry(claim.task_id, "the earlier attempt could not be stopped"), {
+                "note": f"{reason}; its worker still holds {lock_file_for(claim.log_path or '')}"}
         if claim.log_path:
             pipe_path(claim.log_path, claim.holder_pid or 0).unlink(missing_ok=True)
             status = read_exit_file(exit_file_for(claim.log_path))

@@ -14,9 +14,15 @@ from pathlib import Path
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import TaskRow, Worker, iso
 from dispatch_kit.procs import pid_start
-from dispatch_kit.runner.files import exit_file_for
+from dispatch_kit.runner.files import exit_file_for, lock_file_for, worker_file_for
 from dispatch_kit.runner.recovery import Recovery
 from dispatch_kit.runner.start import Starting
+
+# Run by ``python -I -c``: argv[1] is the folder holding the dispatch_kit package.
+SUPERVISOR_BOOT = (
+    "import sys;sys.path.insert(0,sys.argv.pop(1));"
+    "from dispatch_kit.supervise import main;sys.exit(main(sys.argv[1:]))"
+)
 
 
 class Detaching(Starting, Recovery):
@@ -46,14 +52,18 @@ class Detaching(Starting, Recovery):
         """Start the supervisor held at its gate, claim with its pid, then let it go."""
         cwd, prompt, log_path, command, env = self._prepare(row)
         timeout = self._timeout(row.id)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
         exit_file = exit_file_for(log_path)
         exit_file.unlink(missing_ok=True)
+        worker_file_for(log_path).unlink(missing_ok=True)
+        # -I: the supervisor ignores PYTHON* variables and finds its package through the
+        # path given here, so the worker gets ``env`` exactly as a foreground run gives it.
         argv = [
-            sys.executable, "-m", "dispatch_kit.supervise", "--timeout", str(timeout),
+            sys.executable, "-I", "-c", SUPERVISOR_BOOT, str(Path(__file__).resolve().parents[2]),
+            "--timeout", str(timeout),
             "--log", str(log_path), "--log-limit", str(self.opts.log_limit),
             "--exit-file", str(exit_file), "--prompt", str(prompt), "--gate",
+            "--lock", str(lock_file_for(log_path)),
+            "--worker-file", str(worker_file_for(log_path)),
             "--", "/bin/sh", "-c", command,
         ]
         gate_r, gate_w = os.pipe()

@@ -20,6 +20,18 @@ def exit_file_for(log_path: str | Path) -> Path:
     return Path(log_path).with_suffix(".exit.json")
 
 
+def lock_file_for(log_path: str | Path) -> Path:
+    """The file a detached worker holds locked (flock) for as long as it, or anything it
+    started that kept the descriptor, is alive: liveness that does not depend on its
+    supervisor."""
+    return Path(log_path).with_suffix(".lock")
+
+
+def worker_file_for(log_path: str | Path) -> Path:
+    """Where a supervisor records its worker's pid and start time (``{"pid", "start"}``)."""
+    return Path(log_path).with_suffix(".worker.json")
+
+
 def pipe_path(log_path: str | Path, holder_pid: int) -> Path:
     """The named pipe a worker writes its output to, named after the runner reading it (so
     two runners racing for one task never share a pipe; an adopter renames it to its pid)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dispatch_kit.ledger import ClaimRow
 from dispatch_kit.procs import BoundedLog
+from dispatch_kit.runner.collect import detached_alive, detached_overdue
 from dispatch_kit.runner.files import pipe_path
 from dispatch_kit.runner.options import LEASE_MARGIN
 from dispatch_kit.runner.progress import emit_record
@@ -40,7 +41,8 @@ class Recovery(Watching):
                     self._adopt(claim)
         for action in self.ledger.sweep(
             self.mission, collect=self.collector.collect, actor=self.holder,
-            skip=lambda c: c.holder == self.holder,
+            skip=lambda c: c.holder == self.holder or (
+                detached_alive(c) and not detached_overdue(c, now)),
         ):
             if action.action == "released":
                 self.progress.emit("released", action.task_id,

@@ -16,12 +16,16 @@ from dispatch_kit.plan_model import Plan
 def open_mission(plan: Plan, *, db: str | None, mission: str | None, max_tasks: int,
                  force: bool = False, reset: bool = False) -> tuple[Ledger, str]:
     """Open (creating if needed) the plan's ledger and load the plan into it."""
+    from dispatch_kit.confine import safe_name
     from dispatch_kit.ledger import default_db_for
 
+    if mission is not None:
+        safe_name(mission, "--mission")  # it names the folder of prompts and logs
     path = Path(db) if db else default_db_for(plan)
     ledger = Ledger.open(path, create=True)
     try:
         result = ledger.init_mission(plan, mission_id=mission, max_tasks=max_tasks, force=force)
+        safe_name(result.mission, "mission")
         if reset:
             ledger.reset_mission(result.mission)
     except BaseException:

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from dispatch_kit.confine import Escape, task_folder
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import ClaimResult, TaskRow, Worker
 from dispatch_kit.procs import BoundedLog, pid_start
@@ -33,8 +34,14 @@ class Starting(Watching):
 
     def _prepare(self, row: TaskRow) -> tuple[Path, Path, Path, str, dict[str, str]]:
         task = self.tasks[row.id]
-        cwd = self.task_dirs[row.id]
-        cwd.mkdir(parents=True, exist_ok=True)
+        # Resolved now, not when the run began: an earlier worker may have swapped a folder
+        # for a symlink out of the workspace (dispatch_kit.confine).
+        try:
+            cwd = task_folder(self.plan.workspace, task.cwd)
+            cwd.mkdir(parents=True, exist_ok=True)
+            cwd = task_folder(self.plan.workspace, task.cwd)
+        except Escape as exc:
+            raise InputError(f"refused to start the worker: {exc}") from None
         folder = self.runs
         if not self._runs_made:
             folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,70 @@
+"""Where a task may act: inside its plan's workspace, judged at the moment of use.
+
+``plan validate`` rejects a ``cwd`` that leaves the workspace, but a plan is
+checked once and a mission runs for hours: a worker of one task can replace
+the folder of the next with a symlink to anywhere (issue 13 saw task ``b``'s
+worker and criteria write outside the workspace after ``a``'s worker swapped
+``../b``). So every start of a worker, every criterion and every structured
+check's file resolves its path again right before it is used and refuses it
+when it leaves the workspace. What remains is the moment between that check
+and the kernel's ``chdir``/``open``: a process racing that window on purpose
+can still win it; nothing done in sequence can.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Longest mission id: it names a folder of prompts and logs beside the ledger.
+MAX_NAME = 128
+
+
+class Escape(Exception):
+    """A path that resolves outside the workspace (or cannot be resolved at all)."""
+
+
+def resolve(path: Path) -> Path:
+    """``path`` with every symlink followed, as far as it exists; Escape when unresolvable."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a loop, a NUL byte, a name too long
+        raise Escape(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def inside(workspace: Path, path: Path, *, what: str = "path") -> Path:
+    """``path`` resolved now, if it is the workspace or inside it; else Escape saying where."""
+    root = resolve(workspace)
+    real = resolve(path)
+    if real != root and root not in real.parents:
+        raise Escape(f"{what} {path} resolves to {real}, outside the workspace {root}")
+    return real
+
+
+def task_folder(workspace: Path, cwd: str) -> Path:
+    """A task's working folder, resolved and confined right now (see the module doc)."""
+    return inside(workspace, Path(workspace) / cwd, what="working directory")
+
+
+def safe_name(value: str, option: str) -> str:
+    """``value`` if it can name one folder (a mission id): no separator, no ``..``, no NUL."""
+    from dispatch_kit.errors import InputError
+
+    bad = (
+        not value
+        or value in (".", "..")
+        or "/" in value
+        or (os.sep != "/" and os.sep in value)
+        or "\0" in value
+        or not value.isprintable()
+        or len(value) > MAX_NAME
+    )
+    if bad:
+        raise InputError(
+            f"{value!r} cannot name a folder: use at most {MAX_NAME} printable characters "
+            "with no '/', not '.' or '..'", path=option)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{value!r} is not valid text", path=option) from None
+    return value
