@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# The real-CLI session fixtures (claude, plugin_data, home, project) for every test file.
+pytest_plugins = ["claude_cli"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 EXAMPLES = ROOT / "examples"

@@ -14,14 +14,12 @@ real model would do.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 
-import pytest
-from conftest import ROOT, run_cli
+from claude_cli import Session, run_claude
+from conftest import run_cli
 from scripted_model import (
     Request,
     Rule,
@@ -34,18 +32,12 @@ from scripted_model import (
     subagent,
     tool_result_contains,
 )
-from test_claude_session import (  # noqa: F401 - fixtures, used by name
+from test_claude_session import (
     AGENT_ID,
     ALLOWED_TOOLS,
     SESSION_TIMEOUT_S,
     WORKER,
-    Session,
     agent_results,
-    claude,
-    home,
-    plugin_data,
-    project,
-    session_env,
 )
 
 PLAN = """\
@@ -69,24 +61,9 @@ tasks:
 
 
 def run(binary: str, model: ScriptedModel, home_dir: Path, folder: Path, *args: str) -> Session:
-    """``claude -p ARGS`` with the plugin against ``model``; the whole group killed past the
-    guard (a guard only: nothing here waits a fixed time)."""
-    debug_file = home_dir / "debug.log"
-    argv = [binary, "-p", *args, "--plugin-dir", str(ROOT), "--debug-file", str(debug_file),
-            "--output-format", "json", "--permission-mode", "acceptEdits",
-            "--allowedTools", ALLOWED_TOOLS]
-    proc = subprocess.Popen(argv, cwd=folder, env=session_env(home_dir, model),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=SESSION_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"claude ran past {SESSION_TIMEOUT_S} s\n{model.transcript()}")
-    log = debug_file.read_text(errors="replace") if debug_file.exists() else ""
-    return Session(proc.returncode, stdout.decode(errors="replace"),
-                   stderr.decode(errors="replace"), log)
+    """``claude -p ARGS`` with the plugin against ``model``, bounded by the guard."""
+    return run_claude(binary, model, home_dir, folder, *args, allowed_tools=ALLOWED_TOOLS,
+                      guard_s=SESSION_TIMEOUT_S)
 
 
 def test_a_second_dispatch_is_refused_with_the_first_agents_id_and_resume_shows_it(

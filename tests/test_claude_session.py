@@ -14,17 +14,15 @@ process group; nothing waits for a fixed time.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require_tool, run_cli
+from claude_cli import Session, run_claude
+from conftest import ROOT, run_cli
 from scripted_model import (
     Reply,
     Request,
@@ -95,145 +93,12 @@ AGENT_ID = re.compile(r"agentId: (\w+)")
 # Running a session
 
 
-@dataclass
-class Session:
-    """What one ``claude -p`` run left behind: exit code, output, result and debug log."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    debug_log: str
-
-    @property
-    def result(self) -> dict:
-        """The ``--output-format json`` result object (empty when stdout was not JSON)."""
-        try:
-            return json.loads(self.stdout)
-        except ValueError:
-            return {}
-
-    def hook_lines(self, event: str) -> list[str]:
-        """Debug-log lines reporting how a hook for ``event`` (e.g. PreToolUse:Agent) ended."""
-        return [
-            line
-            for line in self.debug_log.splitlines()
-            if f"Hooks: {event} " in line and "finished with status" in line
-        ]
-
-    def evidence(self, model: ScriptedModel) -> str:
-        """Everything a failure message needs: the requests, output and the debug log's end."""
-        tail = "\n".join(self.debug_log.splitlines()[-40:])
-        return (
-            f"exit {self.returncode}\nrequests:\n{model.transcript()}\n"
-            f"stdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}\n"
-            f"debug log (end):\n{tail}"
-        )
-
-
-@pytest.fixture(scope="module")
-def claude() -> str:
-    """The pinned CLI (``make setup`` puts it in tools/node_modules/.bin)."""
-    return require_tool("claude")
-
-
-@pytest.fixture(scope="session")
-def plugin_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One plugin data folder for every session of the test run.
-
-    The launcher builds its Python environment there on first use when the
-    ``python3`` on PATH lacks the dependencies; sharing it means only the
-    first session pays that build.
-    """
-    return tmp_path_factory.mktemp("plugin-data")
-
-
-@pytest.fixture
-def home(tmp_path: Path, plugin_data: Path) -> Path:
-    """A throwaway HOME whose plugin data folder is the shared one.
-
-    Claude Code sets ``CLAUDE_PLUGIN_DATA`` for a ``--plugin-dir`` plugin to
-    ``~/.claude/plugins/data/<name>-inline`` whatever the environment says,
-    so the shared folder is linked in at that place.
-    """
-    home = tmp_path / "home"
-    data = home / ".claude" / "plugins" / "data"
-    data.mkdir(parents=True)
-    (data / "dispatch-kit-inline").symlink_to(plugin_data, target_is_directory=True)
-    return home
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """The user's project folder: empty, and not the checkout."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    return folder
-
-
-def session_env(home: Path, model: ScriptedModel) -> dict[str, str]:
-    """The caller's environment minus anything that ties ``claude`` to a real account or
-    session (keys, config folder, an enclosing Claude Code session), pointed at the model."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("ANTHROPIC_", "CLAUDE_", "CLAUDECODE", "DISPATCH_KIT_"))
-    }
-    env.update(
-        HOME=str(home),
-        ANTHROPIC_BASE_URL=model.base_url,
-        ANTHROPIC_API_KEY="dummy",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_AUTOUPDATER="1",
-    )
-    return env
-
-
 def run_session(
     claude: str, model: ScriptedModel, home: Path, project: Path, prompt: str
 ) -> Session:
     """Run ``claude -p PROMPT`` with the plugin against ``model``; kill it past the guard."""
-    debug_file = home / "debug.log"
-    argv = [
-        claude,
-        "-p",
-        prompt,
-        "--plugin-dir",
-        str(ROOT),
-        "--debug-file",
-        str(debug_file),
-        "--output-format",
-        "json",
-        # As root --dangerously-skip-permissions is refused; these allow what the script calls.
-        "--permission-mode",
-        "acceptEdits",
-        "--allowedTools",
-        ALLOWED_TOOLS,
-    ]
-    proc = subprocess.Popen(
-        argv,
-        cwd=project,
-        env=session_env(home, model),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # so the guard can end hooks and workers with it
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=SESSION_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        log = debug_file.read_text(errors="replace") if debug_file.exists() else ""
-        timed_out = Session(
-            -1, stdout.decode(errors="replace"), stderr.decode(errors="replace"), log
-        )
-        pytest.fail(f"claude ran past {SESSION_TIMEOUT_S} s\n{timed_out.evidence(model)}")
-    return Session(
-        proc.returncode,
-        stdout.decode("utf-8", "replace"),
-        stderr.decode("utf-8", "replace"),
-        debug_file.read_text(errors="replace") if debug_file.exists() else "",
-    )
+    return run_claude(claude, model, home, project, prompt, allowed_tools=ALLOWED_TOOLS,
+                      guard_s=SESSION_TIMEOUT_S)
 
 
 def assert_clean(session: Session, model: ScriptedModel) -> None:

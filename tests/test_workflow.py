@@ -27,7 +27,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import textwrap
 from collections import Counter
@@ -36,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT, require_tool, run_cli
+from claude_cli import Session, make_home, run_claude
+from conftest import EXAMPLES, ROOT, run_cli
 from scripted_model import (
     Reply,
     Request,
@@ -221,11 +221,6 @@ def test_attempt_start_gives_the_claim_back_when_the_prompt_fails_the_lint(missi
 # The plugin as the CLI sees it
 
 
-@pytest.fixture(scope="module")
-def claude() -> str:
-    return require_tool("claude")
-
-
 def test_validate_lists_the_workflow(claude):
     proc = subprocess.run(
         [claude, "plugin", "validate", "--strict", "--profile", "directory", "--json", str(ROOT)],
@@ -241,71 +236,6 @@ def test_validate_lists_the_workflow(claude):
 # Real sessions
 
 
-@dataclass
-class Session:
-    returncode: int
-    stdout: str
-    stderr: str
-    debug_log: str
-
-    @property
-    def result(self) -> dict:
-        try:
-            return json.loads(self.stdout)
-        except ValueError:
-            return {}
-
-    def evidence(self, model: ScriptedModel) -> str:
-        tail = "\n".join(self.debug_log.splitlines()[-60:])
-        return (
-            f"exit {self.returncode}\nrequests:\n{model.transcript()}\n"
-            f"stdout: {self.stdout[-3000:]}\nstderr: {self.stderr[-2000:]}\n"
-            f"debug log (end):\n{tail}"
-        )
-
-
-@pytest.fixture(scope="session")
-def plugin_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One plugin data folder for every session (the launcher may build its environment there)."""
-    return tmp_path_factory.mktemp("workflow-plugin-data")
-
-
-def make_home(folder: Path, plugin_data: Path) -> Path:
-    home = folder / "home"
-    data = home / ".claude" / "plugins" / "data"
-    data.mkdir(parents=True)
-    (data / "dispatch-kit-inline").symlink_to(plugin_data, target_is_directory=True)
-    return home
-
-
-def session_env(home: Path, model: ScriptedModel) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("ANTHROPIC_", "CLAUDE_", "CLAUDECODE", "DISPATCH_KIT_"))
-    }
-    env.update(
-        HOME=str(home),
-        ANTHROPIC_BASE_URL=model.base_url,
-        ANTHROPIC_API_KEY="dummy",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_AUTOUPDATER="1",
-    )
-    return env
-
-
-def end_session_processes(sid: int) -> None:
-    """SIGKILL every process left in session ``sid`` (the one this test started)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry.name)) == sid:
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            continue
-
-
 def run_session(
     claude: str,
     model: ScriptedModel,
@@ -314,49 +244,10 @@ def run_session(
     prompt: str,
     kill_when: Callable[[Request], bool] | None = None,
 ) -> Session:
-    """Run ``claude -p`` with the plugin against ``model``.
-
-    With ``kill_when`` the session is killed (its whole process session, SIGKILL)
-    as soon as the scripted model has received a request matching it, like a
-    machine going down mid-mission. Without it the session must end on its own
-    within the guard.
-    """
-    debug_file = home / "debug.log"
-    argv = [
-        claude, "-p", prompt,
-        "--plugin-dir", str(ROOT),
-        "--debug-file", str(debug_file),
-        "--output-format", "json",
-        "--permission-mode", "acceptEdits",
-        "--allowedTools", ALLOWED_TOOLS,
-    ]
-    proc = subprocess.Popen(
-        argv, cwd=mission.project, env=session_env(home, model), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )
-    killed = False
-    try:
-        if kill_when is not None:
-            seen = model.wait_for(kill_when, timeout=GUARD_S)
-            end_session_processes(proc.pid)
-            killed = True
-            assert seen is not None, "the kill point never came"
-        stdout, stderr = proc.communicate(timeout=GUARD_S)
-    except subprocess.TimeoutExpired:
-        end_session_processes(proc.pid)
-        stdout, stderr = proc.communicate()
-        log = debug_file.read_text(errors="replace") if debug_file.exists() else ""
-        session = Session(-1, stdout.decode(errors="replace"), stderr.decode(errors="replace"), log)
-        pytest.fail(f"claude ran past {GUARD_S} s\n{session.evidence(model)}")
-    finally:
-        if killed or proc.returncode is None:
-            end_session_processes(proc.pid)
-    return Session(
-        proc.returncode,
-        stdout.decode("utf-8", "replace"),
-        stderr.decode("utf-8", "replace"),
-        debug_file.read_text(errors="replace") if debug_file.exists() else "",
-    )
+    """Run ``claude -p PROMPT`` with the plugin against ``model`` in the mission's project;
+    with ``kill_when``, kill the session as soon as the model has seen such a request."""
+    return run_claude(claude, model, home, mission.project, prompt,
+                      allowed_tools=ALLOWED_TOOLS, guard_s=GUARD_S, kill_when=kill_when)
 
 
 # -- the scripted model's parts -------------------------------------------------
