@@ -99,6 +99,7 @@ def _open(args: argparse.Namespace):
 def _start(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from dispatch_kit import telemetry
     from dispatch_kit.durations import parse_duration
     from dispatch_kit.lint import config, engine, output
     from dispatch_kit.runner.prompts import build_prompt
@@ -135,6 +136,11 @@ def _start(args: argparse.Namespace) -> int:
             _emit(document)
             return 1
         ledger.mark_dispatched(mission, task.id, args.by, fetch=False)
+        trace = telemetry.for_mission(ledger, mission, kind="workflow")
+        if trace is not None:  # the workflow's span, and this attempt's, in the ledger
+            trace.start_run(args.by)
+            trace.attempt_claimed(task.id, claim.attempt_id, agent=agent or "agent")
+            trace.end_run()
         warnings = output.render(findings, "text") if findings else ""
         document.update(ok=True, state="dispatched", reason=warnings, prompt=prompt)
     _emit(document)
@@ -142,6 +148,9 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _finish(args: argparse.Namespace) -> int:
+    import time
+
+    from dispatch_kit import telemetry
     from dispatch_kit.check import check_plan
 
     plan, ledger, mission = _open(args)
@@ -158,10 +167,15 @@ def _finish(args: argparse.Namespace) -> int:
                             f"no attempt of {args.by} to finish")
             _emit(document)
             return 1
+        started = time.time()
         result = check_plan(plan, task_ids=[task.id])
         entry = next(t for t in result["tasks"] if t.get("id") == task.id)
         verdict = ledger.record(mission, task.id, entry, note=args.note, actor=args.by,
                                 expect_attempt=held.attempt_id)
+        trace = telemetry.for_mission(ledger, mission, kind="workflow")
+        if trace is not None:  # the criteria under the attempt; the attempt, now ended
+            trace.criteria(held.attempt_id, task.id, entry, started)
+            trace.end_run()
     document.update(
         passed=bool(entry.get("passed")),
         outcome=verdict.outcome,

@@ -57,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import signal
     import threading
+    import time
 
+    from dispatch_kit import telemetry
     from dispatch_kit.check import DEFAULT_CRITERION_TIMEOUT, check_plan, render_text
     from dispatch_kit.errors import EXIT_BAD_INPUT
 
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, terminate)
+    started_ns = time.time_ns()
     try:
         result = check_plan(
             plan,
@@ -84,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if telemetry.enabled():  # spans only when the OTEL_ environment asks for them
+        from dispatch_kit.telemetry.checks import check_spans
+
+        check_spans(args.plan, result, started_ns)
     if args.format == "json":
         import json
 

@@ -11,7 +11,8 @@ import selectors
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from dispatch_kit.ledger import Ledger
+from dispatch_kit import telemetry
+from dispatch_kit.ledger import ClaimResult, Ledger, TaskRow, Worker
 from dispatch_kit.plan_model import Plan
 from dispatch_kit.procs import hostname, kill_group, pid_start
 from dispatch_kit.runner.collect import Collector, ResolvedPlan
@@ -55,6 +56,12 @@ class Runner(Detaching, Starting, Recovery, Watching):
         self._runs_made = False
         self.tasks = {task.id: task for task in plan.tasks}
         self.task_dirs = {task.id: plan.task_dir(task) for task in plan.tasks}
+        # Traces only when the OTEL_ environment asks (dispatch_kit.telemetry); else None.
+        self.trace = telemetry.for_mission(ledger, mission,
+                                           kind="detach" if options.detach else "run")
+        if self.trace is not None:
+            self.trace.start_run(self.holder, options.worker)
+            self.trace.trace_collector(self.collector)
 
     def run(self) -> dict:
         """Run the mission to the end; return the ledger's status document."""
@@ -86,8 +93,29 @@ class Runner(Detaching, Starting, Recovery, Watching):
             self.close()
         return self.ledger.status(self.mission)
 
+    # Tracing hook-ins: each worker gets its attempt's TRACEPARENT, the claim keeps the
+    # span's ids, every sweep may have ended attempts to emit.
+    def _prepare(self, row: TaskRow):
+        prepared = super()._prepare(row)
+        if self.trace is not None:
+            self.trace.apply(prepared[4], row.id)
+        return prepared
+
+    def _claim(self, row: TaskRow, worker: Worker | None = None) -> ClaimResult:
+        result = super()._claim(row, worker)
+        if self.trace is not None and worker is not None and result.ok:
+            self.trace.attempt_claimed(row.id, result.attempt_id)
+        return result
+
+    def recover(self, *, adopt: bool = True) -> None:
+        super().recover(adopt=adopt)
+        if self.trace is not None:
+            self.trace.flush()
+
     def _abort(self, reason: str) -> None:
         """Stop every worker this runner started; give their claims back unspent."""
+        if self.trace is not None:
+            self.trace.interrupted = reason
         for running in list(self.running.values()):
             kill_group(running.pid, grace=0.5)
             self._close_output(running)
@@ -105,6 +133,9 @@ class Runner(Detaching, Starting, Recovery, Watching):
         self.checking.clear()
 
     def close(self) -> None:
+        if self.trace is not None:
+            trace, self.trace = self.trace, None
+            trace.end_run()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None

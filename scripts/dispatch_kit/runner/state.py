@@ -12,6 +12,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dispatch_kit.ledger import Ledger
 from dispatch_kit.plan_model import Plan, Task
@@ -19,6 +20,9 @@ from dispatch_kit.procs import BoundedLog
 from dispatch_kit.runner.collect import Collector
 from dispatch_kit.runner.options import LEASE_MARGIN, RunOptions
 from dispatch_kit.runner.progress import Progress
+
+if TYPE_CHECKING:
+    from dispatch_kit.telemetry.mission import MissionTrace
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Running:
     timed_out: bool = False
     exit_code: int | None = None
     started: float = field(default_factory=time.time)
+    check_started: float | None = None  # when its criteria began (for their trace spans)
 
 
 class RunnerState:
@@ -69,6 +74,7 @@ class RunnerState:
     _runs_made: bool
     tasks: dict[str, Task]
     task_dirs: dict[str, Path]
+    trace: MissionTrace | None  # dispatch_kit.telemetry; None unless OTEL_ asks for traces
 
     def _timeout(self, task_id: str) -> float:
         return self.opts.timeout or float(self.tasks[task_id].timeout)

@@ -71,6 +71,7 @@ class Watching(RunnerState):
             code = status.get("exit_code", code)
             running.timed_out = running.timed_out or bool(status.get("timed_out"))
         running.exit_code = code
+        running.check_started = time.time()
         del self.running[running.task_id]
         future: Future
         if not self.running and not self.checking:
@@ -134,6 +135,9 @@ class Watching(RunnerState):
                 expect_attempt=running.attempt_id, actor=self.holder,
             )
             emit_record(self.progress, result, time.time() - running.started)
+            if self.trace is not None:
+                self.trace.criteria(running.attempt_id, task_id, entry, running.check_started)
+                self.trace.flush()
 
     def _prefetch(self) -> None:
         """Render the prompts of the next ready tasks while workers run, off the critical path.
