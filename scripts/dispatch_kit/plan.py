@@ -73,6 +73,17 @@ def validate_plan(
         return None, [InputError(message, path, 1, 1)]
     try:
         plain = to_plain(doc)
+        tasks = plain.get("tasks")
+        if isinstance(tasks, list) and len(tasks) > max_tasks:
+            # Say that first and only: schema and semantic checks of tens of thousands of
+            # tasks cost tens of seconds and hundreds of MB to report what this line says.
+            report = _Report(doc, path)
+            report.add(["tasks"], f"the plan has {len(tasks)} tasks; at most {max_tasks} are "
+                                  "allowed (split the mission, or raise the cap with --max-tasks)")
+            return None, report.errors
+        value_errors = _value_errors(doc, plain, path)
+        if value_errors:
+            return None, value_errors
         errors = _schema_errors(doc, plain, path) + _semantic_errors(doc, plain, path, max_tasks)
     except RecursionError:
         return None, [InputError("plan is nested too deeply", path, 1, 1)]
@@ -288,6 +299,55 @@ class _Report:
 
     def add(self, keys: Keys, message: str) -> None:
         self.errors.append(InputError(message, self.path, *locate(self.doc, keys)))
+
+
+# Past this, an integer loses precision in JSON and a retry count overflows SQLite.
+_MAX_INT = (1 << 53) - 1
+_MAX_PATH = 1024
+
+
+def _value_errors(doc: Any, plain: Any, path: str) -> list[InputError]:
+    """Values no later command can use, found before the schema sees them: NaN and
+    infinities, integers past SQLite's, NUL bytes and lone surrogates in text, and
+    ``cwd``/``workspace`` paths the OS would refuse (too long)."""
+    import math
+
+    report = _Report(doc, path)
+    stack: list[tuple[Keys, Any]] = [([], plain)]
+    while stack:
+        keys, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and not _clean_text(key):
+                    report.add(keys, "a key holds a NUL byte or a lone surrogate")
+                stack.append((keys + [key], item))
+        elif isinstance(value, list):
+            stack.extend((keys + [i], item) for i, item in enumerate(value))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, float) and not math.isfinite(value):
+            report.add(keys, f"{value} is not a finite number")
+        elif isinstance(value, int) and not -_MAX_INT <= value <= _MAX_INT:
+            report.add(keys, "integer out of range (at most 2**53 - 1)")
+        elif isinstance(value, str):
+            if not _clean_text(value):
+                report.add(keys, "text holds a NUL byte or a lone surrogate (not valid UTF-8)")
+            elif keys and keys[-1] in ("cwd", "workspace") and (
+                len(value) > _MAX_PATH or any(len(part.encode()) > 255
+                                              for part in value.split("/"))):
+                report.add(keys, "path too long (a folder name over 255 bytes or a path over "
+                                 f"{_MAX_PATH} characters)")
+    return sorted(report.errors, key=lambda e: (e.line or 0, e.column or 0))
+
+
+def _clean_text(text: str) -> bool:
+    if "\0" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _semantic_errors(doc: Any, plain: dict, path: str, max_tasks: int) -> list[InputError]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from dispatch_kit.errors import InputError
@@ -20,10 +19,47 @@ from dispatch_kit.errors import InputError
 MAX_EXPANDED_NODES = 200_000
 
 
+# Plans, vars files and check results are small; a bigger input is a mistake
+# (``/dev/zero``, a log passed by accident) and is refused before it fills memory.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+
+
+def read_bytes(path: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A regular file's bytes (``-``: stdin), at most ``limit``; InputError otherwise.
+
+    Only regular files are opened: a FIFO or a device given as a plan would
+    block for ever or read until memory runs out (``O_NONBLOCK`` keeps even the
+    open of a FIFO with no writer from blocking).
+    """
+    import os
+    import stat
+
+    if path == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+    else:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(21, "Is a directory", path)
+            if not stat.S_ISREG(mode):
+                raise InputError("not a regular file (a FIFO, a device or a socket); "
+                                 "give a file", path=path)
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                data = handle.read(limit + 1)
+        finally:
+            os.close(fd)
+    if len(data) > limit:
+        raise InputError(f"larger than {limit // (1024 * 1024)} MiB; refusing to read it",
+                         path=path)
+    return data
+
+
 def read_text(path: str) -> str:
     """Read a file (``-`` is stdin) as UTF-8, naming the first bad byte's position."""
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        data = read_bytes(path)
     except FileNotFoundError:
         raise InputError("no such file", path=path) from None
     except IsADirectoryError:

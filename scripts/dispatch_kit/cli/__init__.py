@@ -83,3 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except RecursionError:
+        print("dispatch-kit: the input is nested too deeply to read", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ValueError, OverflowError, OSError, MemoryError) as exc:
+        # Last resort for bad input no reader caught yet (an integer past Python's
+        # 4,300-digit limit, a path the OS refuses): one line, exit 2, never a
+        # traceback. tests/test_fuzz_cli.py fails on this line, so each one found
+        # gets its own message with file:line.
+        what = " ".join(str(exc).split())[:300] or type(exc).__name__
+        print(f"dispatch-kit: cannot use this input ({type(exc).__name__}): {what}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT

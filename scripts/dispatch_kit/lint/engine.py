@@ -10,6 +10,7 @@ and heavy imports (jinja2, YAML) happen only for files that need them.
 from __future__ import annotations
 
 import os
+import stat
 from functools import cache, partial
 
 from dispatch_kit.errors import InputError
@@ -128,6 +129,7 @@ def _apply_directives(
 
 
 BOM = b"\xef\xbb\xbf"
+MAX_FILE_BYTES = 16 * 1024 * 1024  # the shared reader's limit (dispatch_kit.yamlfile)
 
 
 def read_text(path: str | Path | None) -> str:
@@ -151,12 +153,21 @@ def _read_bytes(path: str | Path) -> bytes:
     ``open(path, "rb")`` builds a buffered reader per file and asks the file's
     size first; over a thousand small prompts that was half the reading time.
     Two ``os.read`` calls read a typical prompt (the second finds the end).
+    A FIFO or a device is refused (OSError; the shared reader words it):
+    ``O_NONBLOCK`` keeps the open of a FIFO from waiting for a writer, and only
+    a regular file is read, at most MAX_FILE_BYTES of it.
     """
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a regular file")
         chunks = []
+        size = 0
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_FILE_BYTES:
+                raise OSError("too large")
     finally:
         os.close(fd)
     return b"".join(chunks)

@@ -194,7 +194,11 @@ def _walk(top: str, root: str, user: tuple[str, ...]) -> Iterator[tuple[str, str
     patterns, not each file.
     """
     found: list[tuple[str, str, str]] = []
-    _scan(top, root, user, found, os.path.realpath(top) if user else "")
+    # A stack, not recursion: a tree 1,200 folders deep overflowed Python's stack.
+    pending = [(top, os.path.realpath(top) if user else "")]
+    while pending:
+        folder, real = pending.pop()
+        _scan(folder, root, user, found, real, pending)
     found.sort(key=lambda item: item[0])
     yield from found
 
@@ -205,8 +209,9 @@ def _scan(
     user: tuple[str, ...],
     found: list[tuple[str, str, str]],
     real_folder: str,
+    pending: list[tuple[str, str]],
 ) -> None:
-    """Add the lintable files under ``folder`` (whose resolved path is ``real_folder``).
+    """Add the lintable files in ``folder`` (resolved: ``real_folder``); queue its subfolders.
 
     The folder's facts are worked out once, not per file: ``entry.path`` is
     ``os.path.join(folder, entry.name)``, so its ``os.path.split`` head, its
@@ -251,4 +256,4 @@ def _scan(
             if _excluded(entry.path, user, root, real):
                 continue
         if not entry.is_symlink():  # like os.walk: list a linked folder, never enter it
-            _scan(entry.path, root, user, found, real_prefix + entry.name if user else "")
+            pending.append((entry.path, real_prefix + entry.name if user else ""))
