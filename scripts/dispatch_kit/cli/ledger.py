@@ -91,9 +91,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format(p)
     p.set_defaults(func=_sweep)
 
-    p = sub.add_parser("status", help="the completion report (mermaid: the plan's graph)")
+    p = sub.add_parser("status", help="the completion report (mermaid: the plan's graph; "
+                       "html: one self-contained page with the graph, a timeline and failures)")
     common(p)
-    add_format(p, ("text", "json", "markdown", "mermaid"))
+    add_format(p, ("text", "json", "markdown", "mermaid", "html"))
     p.set_defaults(func=_status)
 
     p = sub.add_parser("events", help="the append-only history")
@@ -314,6 +315,11 @@ def _status(args: argparse.Namespace) -> int:
 
     ledger, mission = _open(args)
     with ledger:
+        if args.format == "html":  # dispatch_kit.report: graph, timeline, failures, totals
+            from dispatch_kit.report import mission_page
+
+            sys.stdout.write(mission_page(ledger, mission))
+            return 0
         status = ledger.status(mission)
     if args.format == "json":
         print(json.dumps(status, indent=2))
