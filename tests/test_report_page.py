@@ -240,3 +240,34 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "scripts"))
     raise SystemExit(main(sys.argv[1:]))
+
+
+def test_the_actions_mission_step_writes_the_page_it_attaches(tmp_path):
+    """The composite Action's step, run as GitHub runs it: bash, inputs in env, outputs file."""
+    import os
+
+    import yaml
+
+    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    steps = {s["name"]: s for s in action["runs"]["steps"]}
+    step = steps["Mission page"]
+    attach = steps["Attach the mission page"]
+    assert attach["uses"].startswith("actions/upload-artifact@")
+    assert attach["with"]["path"] == "${{ steps.mission.outputs.report }}"
+    db = demo_mission(tmp_path)
+    shim = tmp_path / "bin" / "dispatch-kit"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m dispatch_kit "$@"\n')
+    shim.chmod(0o755)
+    outputs, summary = tmp_path / "out.txt", tmp_path / "summary.md"
+    env = {"PATH": f"{shim.parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT / "scripts"),
+           "LEDGER": str(db), "MISSION": "", "REPORT": "mission.html",
+           "GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary),
+           "HOME": str(tmp_path)}
+    result = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert outputs.read_text() == "report=mission.html\n"
+    page = (tmp_path / "mission.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and 'data-task="review"' in page
+    assert os.path.getsize(tmp_path / "mission.html") < 200_000
