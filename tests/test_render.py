@@ -272,7 +272,7 @@ def test_retry_addendum_carries_only_the_failed_criteria(cli):
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert text.startswith("[Retry] Task `counter`")
-    assert "Previous attempt failed (attempt 2/3)" in text
+    assert "Previous attempt failed (attempt 2/4)" in text
     assert "Fix this specific issue." in text
     assert "2 of 4 did not pass" in text
     # The fixture: criteria 3 and 4 failed with exit code 1 and a SyntaxError on stderr.
@@ -308,7 +308,7 @@ def test_last_retry_says_so(cli):
         "--check", CHECK, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
-    assert "(attempt 3/3)" in result.stdout
+    assert "(attempt 3/4)" in result.stdout
     assert "This is the last retry" in result.stdout
 
 
