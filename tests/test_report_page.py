@@ -12,6 +12,7 @@ demo mission the same way.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "wordcount"
@@ -54,10 +56,10 @@ def page_of(db: Path, out: Path) -> Path:
 
 
 def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    """The system browser (.ci/run installs Debian's chromium); a failure under CI."""
+    if shutil.which("chromium-browser") and not shutil.which("chromium"):
+        return require_tool("chromium-browser")
+    return require_tool("chromium")
 
 
 class Visit:
@@ -91,7 +93,12 @@ class Visit:
 
 @pytest.fixture
 def playwright():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("playwright is not installed; `make test` installs it")
+        pytest.skip("playwright not installed (run `make test` to set up)")
     with sync_api.sync_playwright() as p:
         yield p
 
