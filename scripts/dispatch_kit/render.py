@@ -257,14 +257,16 @@ def dispatch_vars(plan: Plan, task: Task, attempt: int, base: Path) -> dict[str,
     """What the dispatch line says (``clauses/dispatch-line.md.j2``): the mission as
     ``ledger init`` names it, the task, the ledger's 1-based attempt number and the
     ledger file relative to ``base``, so the session's hooks can record the dispatch."""
+    from dispatch_kit.ledger.backends import redact
     from dispatch_kit.ledger.fingerprint import mission_id_for
     from dispatch_kit.ledger.location import default_db_for
 
+    ledger = default_db_for(plan)
     return {
         "mission": mission_id_for(plan),
         "task": task.id,
         "attempt": attempt,
-        "ledger": _shown(default_db_for(plan), base),
+        "ledger": _shown(ledger, base) if isinstance(ledger, Path) else redact(ledger),
     }
 
 

@@ -86,13 +86,13 @@ def _emit(document: dict) -> None:
 
 def _open(args: argparse.Namespace):
     """(plan, ledger, mission id) for the plan the ledger was loaded from."""
-    from pathlib import Path
 
     from dispatch_kit.ledger import Ledger, default_db_for
+    from dispatch_kit.ledger.location import as_target
     from dispatch_kit.plan import load_plan
 
     plan = load_plan(args.plan, max_tasks=10**6)
-    ledger = Ledger.open(Path(args.db) if args.db else default_db_for(plan))
+    ledger = Ledger.open(as_target(args.db) if args.db else default_db_for(plan))
     return plan, ledger, ledger.mission(args.mission).id
 
 

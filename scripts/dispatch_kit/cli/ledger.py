@@ -20,13 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Track a mission's tasks in a ledger (SQLite, WAL) so no orchestrator keeps "
         "dispatch state only in memory. The ledger is --db, else $DISPATCH_KIT_LEDGER, else "
         ".dispatch/ledger.db under the plan's workspace (for init) or in the current folder or "
-        "a parent (for the other subcommands).",
+        "a parent (for the other subcommands). A postgresql:// URL there puts the ledger on "
+        "PostgreSQL, shared by many machines (pip install 'dispatch-kit[postgres]').",
     )
     sub = parser.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND")
     parser.set_defaults(func=lambda args: _usage(parser))
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--db", help="ledger database file")
+        p.add_argument("--db", help="ledger database file, or a postgresql:// URL")
         p.add_argument("--plan", help="find the ledger under this plan's workspace")
         p.add_argument("--mission", help="mission id (needed when the ledger holds several)")
 
@@ -113,12 +114,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _open(args: argparse.Namespace):
-    from pathlib import Path
-
     from dispatch_kit.ledger import Ledger, default_db_for, find_db
+    from dispatch_kit.ledger.location import as_target
 
     if args.db:
-        path = Path(args.db)
+        path = as_target(args.db)
     elif args.plan:
         from dispatch_kit.plan import load_plan
 
@@ -130,13 +130,12 @@ def _open(args: argparse.Namespace):
 
 
 def _init(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from dispatch_kit.ledger import Ledger, default_db_for
+    from dispatch_kit.ledger.location import as_target
     from dispatch_kit.plan import load_plan
 
     plan = load_plan(args.plan, max_tasks=args.max_tasks)
-    path = Path(args.db) if args.db else default_db_for(plan)
+    path = as_target(args.db) if args.db else default_db_for(plan)
     with Ledger.open(path, create=True) as ledger:
         result = ledger.init_mission(plan, mission_id=args.mission, max_tasks=args.max_tasks,
                                      force=args.force)
@@ -144,7 +143,7 @@ def _init(args: argparse.Namespace) -> int:
             ledger.reset_mission(result.mission)
         if result.action == "created":
             print(f"ledger: mission {result.mission!r} initialised with {result.tasks} tasks "
-                  f"in {path}")
+                  f"in {ledger.where}")
         elif result.action == "unchanged":
             status = ledger.status(result.mission)
             counts = ", ".join(f"{v} {k}" for k, v in status["counts"].items() if v)
@@ -359,35 +358,23 @@ def _events(args: argparse.Namespace) -> int:
     return 0
 
 
-FOLLOW_POLL_S = 0.25  # a stat() of two files each time; the ledger is read only on a change
+FOLLOW_WAKE_S = 5.0  # at most this long between looks, even with no notice
 
 
 def _follow(ledger, mission: str, args: argparse.Namespace, events: list[dict]) -> int:
     """Print ``events``, then each new one as it lands, until SIGINT or SIGTERM (exit 0).
 
-    SQLite cannot notify a reader, so this watches the database and its WAL file
-    (size and mtime, a few stat calls a second) and queries only when they change.
+    The backend says when to look again: SQLite cannot notify a reader, so its store
+    watches the database file and its WAL (a few stat calls a second); PostgreSQL wakes
+    this process with ``LISTEN``/``NOTIFY``. Either way the events are read only then.
     """
     import json
-    import os
     import signal
-    import time
 
     def stop(signum, frame):  # noqa: ARG001 - signal handler signature
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    files = [str(ledger.path), str(ledger.path) + "-wal"]
-
-    def stamp() -> tuple:
-        out = []
-        for name in files:
-            try:
-                info = os.stat(name)
-                out.append((info.st_size, info.st_mtime_ns))
-            except OSError:
-                out.append(None)
-        return tuple(out)
 
     def emit(batch: list[dict]) -> None:
         for event in batch:
@@ -395,23 +382,13 @@ def _follow(ledger, mission: str, args: argparse.Namespace, events: list[dict]) 
             sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    sql = "SELECT * FROM events WHERE mission_id = ? AND seq > ?"
-    params: tuple = (mission,)
-    if args.task is not None:
-        sql += " AND task_id = ?"
-        params += (args.task,)
     last = events[-1]["seq"] if events else 0
     try:
         emit(events)
-        seen = stamp()
         while True:
-            time.sleep(FOLLOW_POLL_S)
-            now = stamp()
-            if now == seen:
+            if not ledger.store.wait_for_events(FOLLOW_WAKE_S):
                 continue
-            seen = now
-            rows = ledger.conn.execute(sql + " ORDER BY seq", (params[0], last, *params[1:]))
-            batch = [dict(row) | {"detail": json.loads(row["detail"])} for row in rows]
+            batch = ledger.events(mission, task_id=args.task, after=last)
             if batch:
                 last = batch[-1]["seq"]
                 emit(batch)

@@ -1,12 +1,13 @@
-"""The dispatch ledger: mission state in SQLite, so no orchestrator keeps it only in memory.
+"""The dispatch ledger: mission state in a database, so no orchestrator keeps it only in memory.
 
 Agents lose their context (compaction, a crash, a cron run ending) and then
 dispatch the same work twice or leave claims "in progress" forever. The ledger
-is the one place the state lives: each change is a single ``BEGIN IMMEDIATE``
-transaction (so two executors racing for one task cannot both win), the
-database runs in WAL mode with a busy timeout (so racing processes queue
-instead of failing), and every change appends a row to ``events``, which
-triggers make append-only.
+is the one place the state lives: each change is a single transaction (so two
+executors racing for one task cannot both win), and every change appends a row
+to ``events``, which triggers make append-only. The database is a SQLite file
+by default (one machine) or PostgreSQL (``postgresql://`` URL: one mission
+shared by many machines); ``backends`` holds everything that differs between
+the two, behind the small :class:`~dispatch_kit.ledger.backends.Store` seam.
 
 Task states::
 
@@ -19,8 +20,10 @@ Task states::
 gets ``1 + max_retries`` attempts. A claim freed before its worker started
 does not use up an attempt; one freed after dispatch does.
 
-The package is split by what each part does: ``schema`` (tables, states),
-``connection`` (opening, transactions, events), ``queries`` (reads),
+The package is split by what each part does: ``schema`` (tables, states, one
+definition for both engines), ``backends`` (storage: connecting, locking, the
+database clock, waiting for events), ``connection`` (the open ledger over its
+backend, transactions, events), ``queries`` (reads),
 ``missions`` (loading a plan), ``claims`` (claims and leases), ``verdicts``
 (recording results, skipping dependents), ``sweep`` (freeing stale claims),
 ``status`` (the report document). :class:`Ledger` joins them; every public
@@ -84,5 +87,6 @@ class Ledger(MissionLoading, Sweeping, Claims, Verdicts, Reporting, LedgerQuerie
     """One open ledger database. Methods are transactions; none holds a lock across calls.
 
     The methods live in one module per concern (see the package docstring); this class only
-    puts them together, so callers keep a single object to open, use and close.
+    puts them together, so callers keep a single object to open, use and close. The engine
+    is not one of them: it is composed in (``self.store``), chosen by ``open``'s target.
     """

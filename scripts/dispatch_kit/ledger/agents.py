@@ -9,9 +9,10 @@ never touched by a hook, simply has no agents.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 
-def latest_agents(conn: sqlite3.Connection, mission_id: str) -> dict[str, dict]:
+def latest_agents(conn: Any, mission_id: str) -> dict[str, dict]:
     """task id → its latest recorded dispatch: agent_id, name, attempt, output_file,
     transcript_path, requested_at, ended_at (agent_id None until the launch reported it)."""
     try:

@@ -6,8 +6,8 @@ holder that vanished can keep it, and a release gives back an attempt that never
 
 from __future__ import annotations
 
-import sqlite3
 import time
+from typing import Any
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.queries import LedgerQueries
@@ -22,10 +22,10 @@ class Claims(LedgerQueries):
     def _held_by(self, task_id: str, actual: str, holder: str) -> InputError:
         """Only the holder may act on its claim; the error names both so a skill can tell."""
         return InputError(f"task {task_id!r} is held by {actual}, not {holder}",
-                          path=str(self.path))
+                          path=self.where)
 
     @staticmethod
-    def _attempt_number(db: sqlite3.Connection, attempt_id: int) -> int:
+    def _attempt_number(db: Any, attempt_id: int) -> int:
         """The 1-based attempt number events carry (claims keep only the attempt's row id)."""
         return db.execute("SELECT number FROM attempts WHERE id = ?", (attempt_id,)).fetchone()[0]
 
@@ -48,71 +48,113 @@ class Claims(LedgerQueries):
         commits) the task goes straight to dispatched in the same transaction;
         ``expect_attempt`` makes the claim fail if the attempt moved on meanwhile.
         """
-        now = time.time() if now is None else now
         with self._tx() as db:
+            now = self._now(now)
             row = self._task_state(db, mission_id, task_id)
-            max_attempts = 1 + row["max_retries"]
-            if row["state"] in IN_FLIGHT:
-                held = db.execute(
-                    "SELECT holder, lease_expires FROM claims WHERE mission_id = ? AND task_id = ?",
-                    (mission_id, task_id),
-                ).fetchone()
-                return ClaimResult(
-                    False, task_id, "held",
-                    holder=held["holder"] if held else "?",
-                    lease_expires=held["lease_expires"] if held else None,
-                    attempt=row["attempt"], max_attempts=max_attempts,
-                )
-            if row["state"] != "ready":
-                return ClaimResult(False, task_id, row["state"], attempt=row["attempt"],
-                                   max_attempts=max_attempts)
-            if expect_attempt is not None and row["attempt"] != expect_attempt:
-                return ClaimResult(False, task_id, f"at attempt {row['attempt']}",
-                                   attempt=row["attempt"], max_attempts=max_attempts)
-            blockers = db.execute(
-                "SELECT u.id, u.state FROM deps d JOIN tasks u ON u.mission_id = d.mission_id "
-                "AND u.id = d.dep_id WHERE d.mission_id = ? AND d.task_id = ? "
-                "AND u.state != 'verified' ORDER BY u.seq",
+            return self._claim_row(db, mission_id, task_id, row, holder, lease,
+                                   holder_pid=holder_pid, holder_start=holder_start,
+                                   worker=worker, expect_attempt=expect_attempt, now=now)
+
+    def claim_next(
+        self,
+        mission_id: str,
+        holder: str,
+        lease: float,
+        *,
+        holder_pid: int | None = None,
+        holder_start: str | None = None,
+        worker: Worker | None = None,
+        now: float | None = None,
+    ) -> ClaimResult | None:
+        """Claim the first ready task (plan order, dependencies verified); None if none is.
+
+        Racers do not queue behind each other: on a backend with row locks each
+        passes over the task rows another transaction holds (``SKIP LOCKED``), so
+        N claimers take N different tasks at once.
+        """
+        with self._tx() as db:
+            now = self._now(now)
+            row = db.execute(
+                "SELECT t.id, t.state, t.attempt, t.max_retries FROM tasks t "
+                "WHERE t.mission_id = ? AND t.state = 'ready' AND NOT EXISTS (SELECT 1 FROM "
+                "deps d JOIN tasks u ON u.mission_id = d.mission_id AND u.id = d.dep_id "
+                "WHERE d.mission_id = t.mission_id AND d.task_id = t.id "
+                "AND u.state != 'verified') ORDER BY t.seq LIMIT 1" + self.store.skip_locked,
+                (mission_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            return self._claim_row(db, mission_id, row["id"], row, holder, lease,
+                                   holder_pid=holder_pid, holder_start=holder_start,
+                                   worker=worker, expect_attempt=None, now=now)
+
+    def _claim_row(self, db: Any, mission_id: str, task_id: str, row: Any, holder: str,
+                   lease: float, *, holder_pid: int | None, holder_start: str | None,
+                   worker: Worker | None, expect_attempt: int | None,
+                   now: float) -> ClaimResult:
+        """The claim itself, on a task row the caller read (and locked) in ``db``."""
+        max_attempts = 1 + row["max_retries"]
+        if row["state"] in IN_FLIGHT:
+            held = db.execute(
+                "SELECT holder, lease_expires FROM claims WHERE mission_id = ? AND task_id = ?",
                 (mission_id, task_id),
-            ).fetchall()
-            if blockers:
-                return ClaimResult(
-                    False, task_id, "blocked", attempt=row["attempt"], max_attempts=max_attempts,
-                    blockers=tuple((b["id"], b["state"]) for b in blockers),
-                )
-            host = hostname()
-            w = worker or Worker()
-            cur = db.execute(
-                "INSERT INTO attempts (mission_id, task_id, number, holder, host, claimed_at, "
-                "dispatched_at, pid, log_path, prompt_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (mission_id, task_id, row["attempt"], holder, host, now,
-                 now if worker else None, w.pid, w.log_path, w.prompt_path),
+            ).fetchone()
+            return ClaimResult(
+                False, task_id, "held",
+                holder=held["holder"] if held else "?",
+                lease_expires=held["lease_expires"] if held else None,
+                attempt=row["attempt"], max_attempts=max_attempts,
             )
-            attempt_id = int(cur.lastrowid or 0)
-            expires = now + lease
-            db.execute(
-                "INSERT INTO claims (mission_id, task_id, attempt_id, holder, holder_pid, "
-                "holder_start, host, claimed_at, lease_expires, pid, pid_start) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (mission_id, task_id, attempt_id, holder, holder_pid, holder_start, host, now,
-                 expires, w.pid, w.pid_start),
+        if row["state"] != "ready":
+            return ClaimResult(False, task_id, row["state"], attempt=row["attempt"],
+                               max_attempts=max_attempts)
+        if expect_attempt is not None and row["attempt"] != expect_attempt:
+            return ClaimResult(False, task_id, f"at attempt {row['attempt']}",
+                               attempt=row["attempt"], max_attempts=max_attempts)
+        blockers = db.execute(
+            "SELECT u.id, u.state FROM deps d JOIN tasks u ON u.mission_id = d.mission_id "
+            "AND u.id = d.dep_id WHERE d.mission_id = ? AND d.task_id = ? "
+            "AND u.state != 'verified' ORDER BY u.seq",
+            (mission_id, task_id),
+        ).fetchall()
+        if blockers:
+            return ClaimResult(
+                False, task_id, "blocked", attempt=row["attempt"], max_attempts=max_attempts,
+                blockers=tuple((b["id"], b["state"]) for b in blockers),
             )
-            db.execute(
-                "UPDATE tasks SET state = ?, started_at = COALESCE(started_at, ?), "
-                "updated_at = ? WHERE mission_id = ? AND id = ?",
-                ("dispatched" if worker else "claimed", now, now, mission_id, task_id),
-            )
-            db.execute(
-                "UPDATE missions SET started_at = ?, updated_at = ? "
-                "WHERE id = ? AND started_at IS NULL",
-                (now, now, mission_id),
-            )
-            self._event(db, mission_id, task_id, "claimed", attempt=row["attempt"], actor=holder,
-                        at=now, lease_expires=iso(expires), holder_pid=holder_pid, host=host)
-            if worker:
-                self._event(db, mission_id, task_id, "dispatched", attempt=row["attempt"],
-                            actor=holder, at=now, pid=w.pid, log=w.log_path,
-                            lease_expires=iso(expires))
+        host = hostname()
+        w = worker or Worker()
+        attempt_id = int(db.execute(
+            "INSERT INTO attempts (mission_id, task_id, number, holder, host, claimed_at, "
+            "dispatched_at, pid, log_path, prompt_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
+            (mission_id, task_id, row["attempt"], holder, host, now,
+             now if worker else None, w.pid, w.log_path, w.prompt_path),
+        ).fetchone()[0])
+        expires = now + lease
+        db.execute(
+            "INSERT INTO claims (mission_id, task_id, attempt_id, holder, holder_pid, "
+            "holder_start, host, claimed_at, lease_expires, pid, pid_start) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (mission_id, task_id, attempt_id, holder, holder_pid, holder_start, host, now,
+             expires, w.pid, w.pid_start),
+        )
+        db.execute(
+            "UPDATE tasks SET state = ?, started_at = COALESCE(started_at, ?), "
+            "updated_at = ? WHERE mission_id = ? AND id = ?",
+            ("dispatched" if worker else "claimed", now, now, mission_id, task_id),
+        )
+        db.execute(
+            "UPDATE missions SET started_at = ?, updated_at = ? "
+            "WHERE id = ? AND started_at IS NULL",
+            (now, now, mission_id),
+        )
+        self._event(db, mission_id, task_id, "claimed", attempt=row["attempt"], actor=holder,
+                    at=now, lease_expires=iso(expires), holder_pid=holder_pid, host=host)
+        if worker:
+            self._event(db, mission_id, task_id, "dispatched", attempt=row["attempt"],
+                        actor=holder, at=now, pid=w.pid, log=w.log_path,
+                        lease_expires=iso(expires))
         return ClaimResult(True, task_id, holder=holder, lease_expires=expires,
                            attempt=row["attempt"], attempt_id=attempt_id,
                            max_attempts=max_attempts)
@@ -135,8 +177,9 @@ class Claims(LedgerQueries):
 
         Returns the updated claim (None with ``fetch=False``, which saves a query
         on the runner's hot path)."""
-        now = time.time() if now is None else now
         with self._tx() as db:
+            now = self._now(now)
+            self._task_state(db, mission_id, task_id)  # the task's row lock, as claim takes
             claim = db.execute(
                 "SELECT c.attempt_id, c.holder, c.lease_expires, t.state, t.attempt FROM claims c "
                 "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
@@ -144,10 +187,10 @@ class Claims(LedgerQueries):
                 (mission_id, task_id),
             ).fetchone()
             if claim is None:
-                state = self.task(mission_id, task_id).state
+                state = self._task_state(db, mission_id, task_id)["state"]
                 raise InputError(
                     f"task {task_id!r} is {state}, not claimed; claim it before dispatching",
-                    path=str(self.path),
+                    path=self.where,
                 )
             if claim["holder"] != holder:
                 raise self._held_by(task_id, claim['holder'], holder)
@@ -174,15 +217,23 @@ class Claims(LedgerQueries):
                             lease_expires=iso(expires))
         return self.claim_of(mission_id, task_id) if fetch else None
 
-    def renew(self, mission_id: str, holder: str, expiries: dict[str, float]) -> None:
-        """Push the leases of claims ``holder`` still works on (one transaction, no event)."""
+    def renew(self, mission_id: str, holder: str, expiries: dict[str, float], *,
+              now: float | None = None) -> None:
+        """Push the leases of claims ``holder`` still works on (one transaction, no event):
+        the heartbeat of whatever supervises the workers.
+
+        ``expiries`` are times by this process's clock; they are stored as the same
+        distance from the database's clock (``now``), so a holder whose clock is off
+        cannot shorten or stretch its lease as others measure it."""
         if not expiries:
             return
+        shift = self._now(now) - time.time() if now is None else 0.0
         with self._tx() as db:
             db.executemany(
-                "UPDATE claims SET lease_expires = MAX(lease_expires, ?) "
-                "WHERE mission_id = ? AND task_id = ? AND holder = ?",
-                [(expires, mission_id, task_id, holder) for task_id, expires in expiries.items()],
+                "UPDATE claims SET lease_expires = CASE WHEN lease_expires < ? THEN ? "
+                "ELSE lease_expires END WHERE mission_id = ? AND task_id = ? AND holder = ?",
+                [(expires + shift, expires + shift, mission_id, task_id, holder)
+                 for task_id, expires in expiries.items()],
             )
 
     def adopt(self, mission_id: str, task_id: str, attempt_id: int, holder: str, *,
@@ -216,14 +267,14 @@ class Claims(LedgerQueries):
     ) -> bool:
         """Give a claim back without using up an attempt (its worker never ran, or was stopped
         by the user rather than failing)."""
-        now = time.time() if now is None else now
         with self._tx() as db:
+            now = self._now(now)
+            self._task_state(db, mission_id, task_id)  # locks the row; unknown → InputError
             claim = db.execute(
                 "SELECT attempt_id, holder FROM claims WHERE mission_id = ? AND task_id = ?",
                 (mission_id, task_id),
             ).fetchone()
             if claim is None:
-                self.task(mission_id, task_id)  # unknown task → InputError
                 return False
             if expect_attempt is not None and claim["attempt_id"] != expect_attempt:
                 return False

@@ -1,25 +1,24 @@
-"""Opening a ledger database and running transactions on it.
+"""An open ledger: the storage backend it composes, transactions, and the event row.
 
-Racing executors are the normal case, not an edge case: WAL mode and a busy timeout make
-them queue, and ``BEGIN IMMEDIATE`` makes the first writer win outright.
+The ledger's transactions are written once; the engine under them is a
+:class:`~dispatch_kit.ledger.backends.Store` chosen by what ``open`` is given
+(a SQLite file path, or a PostgreSQL URL). Every state change runs inside
+``_tx`` and appends an event, so the backend alone decides how racers are
+serialised and whose clock a lease is measured by.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from dispatch_kit.errors import InputError
-from dispatch_kit.ledger.schema import SCHEMA, SCHEMA_VERSION, split_sql
+from dispatch_kit.ledger.backends import Store, open_store
 
 
 def append_event(
-    db: sqlite3.Connection,
+    db: Any,
     mission: str,
     task: str | None,
     kind: str,
@@ -46,77 +45,23 @@ def append_event(
 
 
 class LedgerConnection:
-    """An open ledger database: opening, the schema check, and transactions.
+    """An open ledger database: the backend it holds, and transactions over it."""
 
-    Every state change elsewhere runs inside ``_tx`` and appends an event, so this is the
-    one place that decides how the database is locked.
-    """
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self.conn = conn
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.path: Path | None = store.path  # the SQLite file; None on a server
+        self.where = store.where  # what messages name: the file, or the redacted URL
+        self.conn = store.conn
 
     # -- opening -------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = False, busy_timeout: float = 60.0) -> Self:
-        path = Path(path)
-        if path.is_dir():
-            raise InputError("is a folder, not a ledger database file", path=str(path))
-        if not create and not path.exists():
-            raise InputError(
-                "no ledger here; run `dispatch-kit ledger init PLAN` first (or pass --db)",
-                path=str(path),
-            )
-        try:
-            if create:
-                fresh = not path.exists()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if path.parent.name == ".dispatch" and not (path.parent / ".gitignore").exists():
-                    (path.parent / ".gitignore").write_text("# dispatch-kit run state\n*\n")
-                conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
-                if fresh:
-                    conn.execute("PRAGMA journal_mode=WAL")
-            else:
-                uri = path.resolve().as_uri() + "?mode=rw"
-                conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.row_factory = sqlite3.Row
-            ledger = cls(path, conn)
-            if create:
-                with ledger._tx() as db:
-                    for statement in split_sql(SCHEMA):
-                        db.execute(statement)
-                    db.execute(
-                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                        (str(SCHEMA_VERSION),),
-                    )
-            ledger._check_schema()
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"not a usable dispatch-kit ledger ({exc})", path=str(path)) from None
-        except OSError as exc:
-            raise InputError(f"cannot open ledger: {exc.strerror or exc}", path=str(path)) from None
-        return ledger
-
-    def _check_schema(self) -> None:
-        try:
-            row = self.conn.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
-        except sqlite3.OperationalError:
-            row = None
-        if row is None:
-            raise InputError("not a dispatch-kit ledger (no schema version)", path=str(self.path))
-        if int(row[0]) != SCHEMA_VERSION:
-            raise InputError(
-                f"ledger schema version {row[0]} is not {SCHEMA_VERSION}; "
-                "this dispatch-kit cannot read it",
-                path=str(self.path),
-            )
+        """Open the ledger at ``path``: a SQLite file, or a ``postgresql://`` URL."""
+        return cls(open_store(path, create=create, busy_timeout=busy_timeout))
 
     def close(self) -> None:
-        self.conn.close()
+        self.store.close()
 
     def __enter__(self) -> Self:
         return self
@@ -124,24 +69,16 @@ class LedgerConnection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: the lock is taken up front, so racers queue at BEGIN."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def _tx(self):
+        """One write transaction (see the backend for how racers are serialised)."""
+        return self.store.transaction()
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self):
         """One consistent snapshot for several SELECTs."""
-        self.conn.execute("BEGIN")
-        try:
-            yield self.conn
-        finally:
-            self.conn.execute("COMMIT")
+        return self.store.snapshot()
+
+    def _now(self, now: float | None) -> float:
+        """``now`` when the caller gives one (tests), else the database's clock."""
+        return self.store.now() if now is None else now
 
     _event = staticmethod(append_event)

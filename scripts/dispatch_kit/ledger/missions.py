@@ -6,9 +6,8 @@ and a changed plan must not throw away verified work it did not change.
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from pathlib import Path
+from typing import Any
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.fingerprint import mission_id_for, plan_fingerprint
@@ -39,8 +38,9 @@ class MissionLoading(LedgerQueries):
         plan_hash, task_hashes = plan_fingerprint(plan)
         plan_path = str(Path(plan.path).resolve()) if plan.path != "<plan>" else plan.path
         workspace = str(Path(plan.workspace).resolve())
-        now = time.time()
         with self._tx() as db:
+            now = self._now(None)
+            self.store.lock_mission(db, mid)  # racing runners load one plan once
             existing = db.execute(
                 "SELECT plan_hash, plan_path, workspace FROM missions WHERE id = ?", (mid,)
             ).fetchone()
@@ -62,9 +62,9 @@ class MissionLoading(LedgerQueries):
                     f"({existing['plan_path']}, hash {existing['plan_hash'][:12]}; this plan "
                     f"hashes to {plan_hash[:12]}); pass --force to replace it, or --mission "
                     "NAME to track it as another mission",
-                    path=str(self.path),
+                    path=self.where,
                 )
-            old: dict[str, sqlite3.Row] = {}
+            old: dict[str, Any] = {}
             dropped: list[str] = []
             if existing is not None:
                 old = {
@@ -129,7 +129,8 @@ class MissionLoading(LedgerQueries):
                     ),
                 )
                 db.executemany(
-                    "INSERT OR IGNORE INTO deps (mission_id, task_id, dep_id) VALUES (?, ?, ?)",
+                    "INSERT INTO deps (mission_id, task_id, dep_id) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
                     [(mid, task.id, dep) for dep in task.depends_on],
                 )
             if existing is None:
@@ -139,13 +140,14 @@ class MissionLoading(LedgerQueries):
             self._event(db, mid, None, "reinit", actor=actor, at=now, plan=plan_path,
                         plan_hash=plan_hash, old_hash=existing["plan_hash"], kept=kept,
                         dropped_claims=dropped)
-            finish_if_done(db, mid, now)
+            finish_if_done(db, mid, now, self.store.for_update)
             return InitResult(mid, "replaced", len(plan.tasks), kept, dropped)
 
     def reset_mission(self, mission_id: str, *, actor: str | None = None) -> None:
         """Start the mission over: every task ready at attempt 1 (history stays in events)."""
-        now = time.time()
         with self._tx() as db:
+            now = self._now(None)
+            self.store.lock_mission(db, mission_id)
             db.execute(
                 "UPDATE attempts SET outcome = 'released', ended_at = ?, error = 'mission reset' "
                 "WHERE mission_id = ? AND outcome IS NULL",

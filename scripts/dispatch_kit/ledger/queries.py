@@ -7,7 +7,7 @@ code can share them; none of these takes the write lock.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
+from typing import Any
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.connection import LedgerConnection
@@ -34,19 +34,19 @@ class LedgerQueries(LedgerConnection):
             known = ", ".join(m.id for m in missions) or "none"
             raise InputError(
                 f"no mission {mission_id!r} in this ledger (missions: {known})",
-                path=str(self.path),
+                path=self.where,
             )
         if len(missions) == 1:
             return missions[0]
         if not missions:
             raise InputError(
                 "the ledger holds no mission; run `dispatch-kit ledger init PLAN`",
-                path=str(self.path),
+                path=self.where,
             )
         names = ", ".join(m.id for m in missions)
         raise InputError(
             f"the ledger holds {len(missions)} missions ({names}); pass --mission",
-            path=str(self.path),
+            path=self.where,
         )
 
     _TASK_COLS = (
@@ -76,17 +76,20 @@ class LedgerQueries(LedgerConnection):
         )]
         return InputError(
             f"unknown task {task_id!r} in mission {mission_id!r} (tasks: {', '.join(ids)})",
-            path=str(self.path),
+            path=self.where,
         )
 
-    def _task_state(self, db: sqlite3.Connection, mission_id: str, task_id: str) -> sqlite3.Row:
+    def _task_state(self, db: Any, mission_id: str, task_id: str) -> Any:
         """State, attempt and retry budget, read inside the caller's write transaction.
 
         Claiming and recording both decide from exactly these three columns, so they read
-        them the same way (and fail the same way on an unknown task).
+        them the same way (and fail the same way on an unknown task). The row stays locked
+        until the transaction ends (on a backend with row locks), so racers for one task
+        take turns and each decides on what the previous one committed.
         """
         row = db.execute(
-            "SELECT state, attempt, max_retries FROM tasks WHERE mission_id = ? AND id = ?",
+            "SELECT state, attempt, max_retries FROM tasks WHERE mission_id = ? AND id = ?"
+            + self.store.for_update,
             (mission_id, task_id),
         ).fetchone()
         if row is None:

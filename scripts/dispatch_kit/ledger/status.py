@@ -7,8 +7,6 @@ what counts as an attempt or a duration is decided here once.
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
 
 from dispatch_kit.ledger.agents import latest_agents
 from dispatch_kit.ledger.queries import LedgerQueries
@@ -21,11 +19,11 @@ class Reporting(LedgerQueries):
 
     def status(self, mission_id: str, *, now: float | None = None) -> dict:
         """The completion report as data: what ``ledger status`` and the runner print."""
-        now = time.time() if now is None else now
+        now = self._now(now)
         with self._read() as db:
             mission = self.mission(mission_id)
             tasks = self.tasks(mission_id)
-            attempts: dict[str, list[sqlite3.Row]] = {}
+            attempts: dict[str, list] = {}
             for row in db.execute(
                 "SELECT * FROM attempts WHERE mission_id = ? ORDER BY id", (mission_id,)
             ):
@@ -92,7 +90,7 @@ class Reporting(LedgerQueries):
             "plan": mission.plan_path,
             "plan_hash": mission.plan_hash,
             "workspace": mission.workspace,
-            "ledger": str(self.path),
+            "ledger": self.where,
             "state": state,
             "started_at": iso(start),
             "finished_at": iso(end),
@@ -101,9 +99,11 @@ class Reporting(LedgerQueries):
             "tasks": out_tasks,
         }
 
-    def events(self, mission_id: str, *, task_id: str | None = None) -> list[dict]:
-        sql = "SELECT * FROM events WHERE mission_id = ?"
-        params: tuple = (mission_id,)
+    def events(self, mission_id: str, *, task_id: str | None = None,
+               after: int = 0) -> list[dict]:
+        """The mission's events in order (only those after sequence number ``after``)."""
+        sql = "SELECT * FROM events WHERE mission_id = ? AND seq > ?"
+        params: tuple = (mission_id, after)
         if task_id is not None:
             sql += " AND task_id = ?"
             params += (task_id,)

@@ -6,7 +6,6 @@ Without it a crashed executor leaves tasks "in progress" for ever; with it the n
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from dispatch_kit.ledger.claims import Claims
@@ -52,7 +51,7 @@ class Sweeping(Claims, Verdicts):
         still alive, checks the criteria and returns (check entry, record options)."""
         from dispatch_kit.procs import kill_group
 
-        now = time.time() if now is None else now
+        now = self._now(now)
         actions: list[SweepAction] = []
         for claim in self.claims(mission_id):
             if skip is not None and skip(claim):

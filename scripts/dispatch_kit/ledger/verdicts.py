@@ -7,8 +7,7 @@ skips every task that depended on it, so a mission always ends instead of waitin
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
+from typing import Any
 
 from dispatch_kit.ledger.connection import append_event
 from dispatch_kit.ledger.queries import LedgerQueries
@@ -45,17 +44,17 @@ def summarize_check(entry: dict, note: str | None = None) -> str:
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 1] + "…"
 
 
-def skip_dependents(db: sqlite3.Connection, mission_id: str, task_id: str,
+def skip_dependents(db: Any, mission_id: str, task_id: str,
                     now: float) -> list[str]:
     """Skip every ready task that depends, directly or not, on ``task_id`` (which failed)."""
     rows = db.execute(
         "WITH RECURSIVE down(id) AS ("
-        " SELECT task_id FROM deps WHERE mission_id = ?1 AND dep_id = ?2"
+        " SELECT task_id FROM deps WHERE mission_id = ? AND dep_id = ?"
         " UNION SELECT d.task_id FROM deps d JOIN down ON d.dep_id = down.id"
-        " WHERE d.mission_id = ?1) "
+        " WHERE d.mission_id = ?) "
         "SELECT t.id FROM tasks t JOIN down ON t.id = down.id "
-        "WHERE t.mission_id = ?1 AND t.state = 'ready' ORDER BY t.seq",
-        (mission_id, task_id),
+        "WHERE t.mission_id = ? AND t.state = 'ready' ORDER BY t.seq",
+        (mission_id, task_id, mission_id, mission_id),
     ).fetchall()
     skipped = [r[0] for r in rows]
     for dep in skipped:
@@ -68,8 +67,13 @@ def skip_dependents(db: sqlite3.Connection, mission_id: str, task_id: str,
     return skipped
 
 
-def finish_if_done(db: sqlite3.Connection, mission_id: str, now: float) -> None:
-    """Stamp the mission finished once no task is open (checked on every verdict)."""
+def finish_if_done(db: Any, mission_id: str, now: float, lock: str = "") -> None:
+    """Stamp the mission finished once no task is open (checked on every verdict).
+
+    ``lock`` (the backend's ``FOR UPDATE``) makes concurrent verdicts take turns on the
+    mission row here, so the last of two that finish the last two tasks sees the other's
+    commit and stamps the mission; without it each could see the other still open."""
+    db.execute("SELECT id FROM missions WHERE id = ?" + lock, (mission_id,)).fetchone()
     still_open = db.execute(  # an index lookup, not a count: this runs on every verdict
         "SELECT 1 FROM tasks WHERE mission_id = ? AND state IN "
         "('ready','claimed','dispatched') LIMIT 1",
@@ -108,12 +112,12 @@ class Verdicts(LedgerQueries):
         the task goes back to ready at attempt + 1, or, after the last attempt,
         to failed with every ready transitive dependent skipped.
         """
-        now = time.time() if now is None else now
         passed = bool(entry.get("passed"))
         if not passed and note and "note" not in entry:
             # The retry prompt is built from the stored entry: keep how the worker ended.
             entry = dict(entry, note=note, worker_timed_out=timed_out)
         with self._tx() as db:
+            now = self._now(now)
             row = self._task_state(db, mission_id, task_id)
             attempt, max_attempts = row["attempt"], 1 + row["max_retries"]
             if row["state"] in TERMINAL:
@@ -178,5 +182,5 @@ class Verdicts(LedgerQueries):
                             error=first_line(error), exit_code=exit_code, timed_out=timed_out)
                 skipped = skip_dependents(db, mission_id, task_id, now)
                 outcome_name = "failed"
-            finish_if_done(db, mission_id, now)
+            finish_if_done(db, mission_id, now, self.store.for_update)
         return RecordResult(task_id, outcome_name, attempt, max_attempts, error, tuple(skipped))

@@ -10,10 +10,12 @@ import json
 from pathlib import Path
 
 
-def runs_dir(ledger_path: Path, mission: str) -> Path:
+def runs_dir(ledger_path: Path | None, mission: str, workspace: str | Path = ".") -> Path:
     """Where prompts and logs go: ``runs/MISSION/TASK.attempt-N.{prompt.md,log}`` beside the
-    ledger (one flat folder: every file costs the filesystem less than a folder per task)."""
-    return ledger_path.parent / "runs" / mission
+    ledger (one flat folder: every file costs the filesystem less than a folder per task).
+    A ledger on a server has no folder: then ``.dispatch/`` of the plan's workspace."""
+    folder = ledger_path.parent if ledger_path is not None else Path(workspace) / ".dispatch"
+    return folder / "runs" / mission
 
 
 def exit_file_for(log_path: str | Path) -> Path:

@@ -52,7 +52,7 @@ class Runner(Detaching, Starting, Recovery, Watching):
         self._last_recover = 0.0
         self.base_env = mission_env(plan, mission)
         self._prompts: dict[tuple[str, int], str] = {}  # rendered ahead, while workers run
-        self.runs = runs_dir(ledger.path, mission)
+        self.runs = runs_dir(ledger.path, mission, plan.workspace)
         self._runs_made = False
         self.tasks = {task.id: task for task in plan.tasks}
         self.task_dirs = {task.id: plan.task_dir(task) for task in plan.tasks}

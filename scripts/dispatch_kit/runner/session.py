@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from pathlib import Path
 
 from dispatch_kit.ledger import Ledger
 from dispatch_kit.plan_model import Plan
@@ -18,10 +17,11 @@ def open_mission(plan: Plan, *, db: str | None, mission: str | None, max_tasks: 
     """Open (creating if needed) the plan's ledger and load the plan into it."""
     from dispatch_kit.confine import safe_name
     from dispatch_kit.ledger import default_db_for
+    from dispatch_kit.ledger.location import as_target
 
     if mission is not None:
         safe_name(mission, "--mission")  # it names the folder of prompts and logs
-    path = Path(db) if db else default_db_for(plan)
+    path = as_target(db) if db else default_db_for(plan)
     ledger = Ledger.open(path, create=True)
     try:
         result = ledger.init_mission(plan, mission_id=mission, max_tasks=max_tasks, force=force)

@@ -1,0 +1,156 @@
+"""The SQLite backend: one file on one machine, WAL mode, racers queue on ``BEGIN IMMEDIATE``.
+
+Racing executors are the normal case, not an edge case: WAL mode and a busy
+timeout make them queue, and ``BEGIN IMMEDIATE`` takes the write lock up front,
+so the first writer wins outright and no row lock is needed (``for_update`` is
+empty). The clock is this machine's: every holder of a SQLite ledger shares it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dispatch_kit.errors import InputError
+from dispatch_kit.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, split_sql
+
+FOLLOW_POLL_S = 0.25  # a stat() of two files each time; the ledger is read only on a change
+
+
+class SqliteStore:
+    """An open SQLite ledger file (see :class:`dispatch_kit.ledger.backends.Store`)."""
+
+    dialect = "sqlite"
+    for_update = ""
+    skip_locked = ""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path: Path | None = path
+        self.where = str(path)
+        self.conn = conn
+        self._stamp: tuple | None = None
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False, busy_timeout: float = 60.0) -> SqliteStore:
+        if path.is_dir():
+            raise InputError("is a folder, not a ledger database file", path=str(path))
+        if not create and not path.exists():
+            raise InputError(
+                "no ledger here; run `dispatch-kit ledger init PLAN` first (or pass --db)",
+                path=str(path),
+            )
+        try:
+            if create:
+                fresh = not path.exists()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.parent.name == ".dispatch" and not (path.parent / ".gitignore").exists():
+                    (path.parent / ".gitignore").write_text("# dispatch-kit run state\n*\n")
+                conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+                if fresh:
+                    conn.execute("PRAGMA journal_mode=WAL")
+            else:
+                uri = path.resolve().as_uri() + "?mode=rw"
+                conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.row_factory = sqlite3.Row
+            store = cls(path, conn)
+            if create:
+                with store.transaction() as db:
+                    for statement in split_sql(SCHEMA):
+                        db.execute(statement)
+                    db.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                        "ON CONFLICT DO NOTHING",
+                        (str(SCHEMA_VERSION),),
+                    )
+            store._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"not a usable dispatch-kit ledger ({exc})", path=str(path)) from None
+        except OSError as exc:
+            raise InputError(f"cannot open ledger: {exc.strerror or exc}", path=str(path)) from None
+        return store
+
+    def _check_schema(self) -> None:
+        try:
+            row = self.conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row is None:
+            raise InputError("not a dispatch-kit ledger (no schema version)", path=self.where)
+        version = int(row[0])
+        if version < SCHEMA_VERSION and all(v in MIGRATIONS for v in
+                                            range(version, SCHEMA_VERSION)):
+            with self.transaction() as db:
+                for step in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[step]:
+                        db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                           (str(SCHEMA_VERSION),))
+            return
+        if version != SCHEMA_VERSION:
+            raise InputError(
+                f"ledger schema version {row[0]} is not {SCHEMA_VERSION}; "
+                "this dispatch-kit cannot read it",
+                path=self.where,
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: the lock is taken up front, so racers queue at BEGIN."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One consistent snapshot for several SELECTs."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    def now(self) -> float:
+        return time.time()
+
+    def lock_mission(self, db: sqlite3.Connection, mission_id: str) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already holds the whole file."""
+
+    def _files_stamp(self) -> tuple:
+        out = []
+        for name in (self.where, self.where + "-wal"):
+            try:
+                info = os.stat(name)
+                out.append((info.st_size, info.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def wait_for_events(self, timeout: float) -> bool:
+        """SQLite cannot notify a reader: watch the file and its WAL (size and mtime, a few
+        stat calls a second) and report a change, so the caller queries only then."""
+        if self._stamp is None:
+            self._stamp = self._files_stamp()
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(min(FOLLOW_POLL_S, max(0.0, deadline - time.monotonic())))
+            stamp = self._files_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def close(self) -> None:
+        self.conn.close()
