@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-# The real-CLI session fixtures (claude, plugin_data, home, project) for every test file.
-pytest_plugins = ["claude_cli"]
+# The real-CLI session fixtures (claude, plugin_data, home, project) for every test file, and
+# the PostgreSQL server the ledger's PostgreSQL tests share (postgres_cluster, pg_url).
+pytest_plugins = ["claude_cli", "pg_server"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"

@@ -16,6 +16,11 @@ Several missions in one project therefore work either way: in one ledger
 (missions told apart by id) or in one ledger per workspace. Only ``os.path``
 here: these run on every hook event, most of them in projects with no
 ledger at all.
+
+A ledger on PostgreSQL (``$DISPATCH_KIT_LEDGER=postgresql://...``) is not a
+file, so no step finds it and the hooks record nothing and refuse nothing
+(they fail open): importing its driver alone costs ~120 ms, dozens of times a
+hook's budget. The ledger's own claims still hold every task to one worker.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.connection import LedgerConnection
 from dispatch_kit.ledger.rows import ClaimRow, Mission, TaskRow
 
+NO_LIMIT = 1 << 62  # "no limit" as every engine reads it (SQLite's -1 is an error elsewhere)
+
 
 class LedgerQueries(LedgerConnection):
     """Lookups shared by every kind of ledger change."""
@@ -112,11 +114,11 @@ class LedgerQueries(LedgerConnection):
         """
         db = self.conn  # one statement when wip is None, so no snapshot is needed
         with self._read() if wip is not None else contextlib.nullcontext():
-            room = -1 if limit is None else max(0, limit)
+            room = NO_LIMIT if limit is None else max(0, limit)
             if wip is not None:
                 inflight = self.in_flight(mission_id)
                 free = max(0, wip - inflight)
-                room = free if room < 0 else min(room, free)
+                room = min(room, free)
             if room == 0:
                 return []
             rows = db.execute(

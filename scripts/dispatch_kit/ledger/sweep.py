@@ -76,6 +76,8 @@ class Sweeping(Claims, Verdicts):
                 expect_attempt=claim.attempt_id, lost=not entry.get("passed"), actor=actor,
                 **opts,
             )
-            if result.outcome != "stale":
+            # Only the sweeper whose verdict applied reports it: another one that got there
+            # first may have settled the attempt, and a racer even finished the task since.
+            if result.outcome in ("verified", "retry", "failed"):
                 actions.append(SweepAction(claim.task_id, "collected", reason, result))
         return actions

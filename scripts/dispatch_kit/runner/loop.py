@@ -7,6 +7,7 @@ timeout) and the next run carries on where it left off.
 from __future__ import annotations
 
 import os
+import random
 import selectors
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,8 @@ from dispatch_kit.runner.recovery import Recovery
 from dispatch_kit.runner.start import Starting
 from dispatch_kit.runner.state import Running
 from dispatch_kit.runner.watch import Watching
+
+CONTENDED_WINDOW = 8  # ready tasks looked at per free slot once runners race
 
 
 class Runner(Detaching, Starting, Recovery, Watching):
@@ -56,9 +59,12 @@ class Runner(Detaching, Starting, Recovery, Watching):
         self._runs_made = False
         self.tasks = {task.id: task for task in plan.tasks}
         self.task_dirs = {task.id: plan.task_dir(task) for task in plan.tasks}
+        self.contended = False  # set once a claim is lost to another runner
         # Traces only when the OTEL_ environment asks (dispatch_kit.telemetry); else None.
-        self.trace = telemetry.for_mission(ledger, mission,
-                                           kind="detach" if options.detach else "run")
+        # The trace store speaks SQLite: a ledger on PostgreSQL runs untraced for now.
+        self.trace = telemetry.for_mission(
+            ledger, mission, kind="detach" if options.detach else "run",
+        ) if ledger.store.dialect == "sqlite" else None
         if self.trace is not None:
             self.trace.start_run(self.holder, options.worker)
             self.trace.trace_collector(self.collector)
@@ -74,7 +80,7 @@ class Runner(Detaching, Starting, Recovery, Watching):
                     self.recover()
                 slots = self.opts.wip - len(self.running) - len(self.checking)
                 if slots > 0:
-                    for row in self.ledger.next_ready(self.mission, limit=slots):
+                    for row in self._ready(slots):
                         self._start(row)
                 if not self.running and not self.checking:
                     if self.ledger.in_flight(self.mission):
@@ -92,6 +98,17 @@ class Runner(Detaching, Starting, Recovery, Watching):
         finally:
             self.close()
         return self.ledger.status(self.mission)
+
+    def _ready(self, slots: int) -> list[TaskRow]:
+        """The next ``slots`` ready tasks. Alone, in plan order; once another runner won a
+        claim from this one, a random pick from a wider window, so runners sharing a mission
+        spread over its ready tasks instead of all starting a worker for the same first one
+        (each lost race costs a gated worker that never runs)."""
+        if not self.contended:
+            return self.ledger.next_ready(self.mission, limit=slots)
+        rows = self.ledger.next_ready(self.mission, limit=slots * CONTENDED_WINDOW)
+        random.shuffle(rows)
+        return rows[:slots]
 
     # Tracing hook-ins: each worker gets its attempt's TRACEPARENT, the claim keeps the
     # span's ids, every sweep may have ended attempts to emit.

@@ -114,6 +114,7 @@ class Starting(Watching):
             os.close(read_fd)
             raise
         if not result.ok:  # another holder got there first: the gated worker just exits
+            self.contended = True
             os.close(gate_w)
             proc.wait()
             os.close(read_fd)

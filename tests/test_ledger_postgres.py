@@ -1,0 +1,213 @@
+"""The ledger on PostgreSQL, many processes at once: what only a shared server must hold.
+
+The semantics of each call are the contract suite's (tests/test_ledger_contract.py, both
+backends); here, real processes race on a real server (tests/pg_server.py): sixteen
+claimers on one mission of 2,000 items with one of them killed holding a claim, runners
+killed while their worker lives, detached workers, and ``events --follow`` woken by
+``NOTIFY``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import ROOT, cli_env
+from test_runner import GUARD, WORDCOUNT, calls, copy_example, read_until, small_plan
+
+from dispatch_kit.ledger import Ledger
+from dispatch_kit.plan_model import Criterion, Plan, Task
+
+RACER = ROOT / "tests" / "ledger_racer.py"
+
+
+def read_line(proc: subprocess.Popen, timeout: float = GUARD) -> str:
+    """The next line ``proc`` prints; waits for it (a guard, not an expected delay)."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise AssertionError("no line in time")
+    return proc.stdout.readline().decode()
+
+
+def big_plan(tmp_path: Path, n: int) -> Plan:
+    crit = (Criterion(kind="file_exists", path="done.txt"),)
+    tasks = tuple(Task(id=f"item-{i:04d}", title=f"Item {i}", type="coding", cwd=f"i/{i}",
+                       exit_criteria=crit, max_retries=2) for i in range(n))
+    return Plan(goal="Race", workspace=tmp_path, tasks=tasks, path=str(tmp_path / "race.yaml"))
+
+
+def test_sixteen_racers_take_2000_items_once_and_a_killed_holder_is_swept_after_its_lease(
+        tmp_path, pg_url):
+    n = 2000
+    with Ledger.open(pg_url, create=True) as ledger:
+        ledger.init_mission(big_plan(tmp_path, n), max_tasks=n)
+    env = cli_env()
+    victim = subprocess.Popen([sys.executable, str(RACER), pg_url, "race", "victim", "1.0",
+                               "--hold"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env=env)
+    held = read_line(victim).split()[1]  # it holds a claim mid-attempt ...
+    victim.send_signal(signal.SIGKILL)  # ... and dies without a word
+    victim.wait()
+    racers = [subprocess.Popen([sys.executable, str(RACER), pg_url, "race", f"r{k}", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+              for k in range(16)]
+    outcomes: Counter = Counter()
+    swept: list[str] = []
+    per_racer = []
+    for proc in racers:
+        out, err = proc.communicate(timeout=GUARD)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        lines = out.decode().split("\n")
+        done = [line.split() for line in lines if line and not line.startswith("swept")]
+        swept += [line for line in lines if line.startswith("swept")]
+        per_racer.append(len(done))
+        outcomes.update(task for task, outcome in done if outcome == "verified")
+    assert len(outcomes) == n and set(outcomes.values()) == {1}  # every item once, none twice
+    assert sum(1 for count in per_racer if count) > 1  # they really raced
+    assert swept == [f"swept {held} collected"]  # one sweeper freed it, once
+    conn = psycopg.connect(pg_url)
+    attempts = conn.execute("SELECT task_id, outcome FROM attempts ORDER BY id").fetchall()
+    assert len(attempts) == n + 1  # nothing lost, nothing redone but the killed attempt
+    assert [o for t, o in attempts if t == held] == ["lost", "verified"]
+    assert {o for t, o in attempts if t != held} == {"verified"}
+    verified = conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'verified'").fetchone()[0]
+    assert verified == n
+    assert conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'finished'").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+def test_runs_on_postgres_finish_the_mission_and_a_rerun_redoes_nothing(tmp_path, cli, pg_url):
+    plan = copy_example(tmp_path)
+    log = tmp_path / "calls.log"
+    env = cli_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass")
+    first = cli("run", str(plan), "--db", pg_url, "--worker", WORDCOUNT, "--wip", "2",
+                "--format", "json", env=env)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["state"] == "complete" and report["counts"]["verified"] == 4
+    assert "***" not in report["ledger"] and report["ledger"].startswith("postgresql://")
+    assert (tmp_path / "workspace" / ".dispatch" / "runs" / "plan").is_dir()
+    shared = cli_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
+                     DISPATCH_KIT_LEDGER=pg_url)
+    again = cli("run", str(plan), "--worker", WORDCOUNT, "--quiet", env=shared)
+    assert again.returncode == 0 and again.stderr == ""
+    assert calls(log) == Counter({"counter": 1, "tests": 1, "guide": 1, "review": 1})
+    status = cli("ledger", "status", "--format", "json", env=shared)
+    assert json.loads(status.stdout)["state"] == "complete"
+
+
+def test_a_failing_task_is_retried_then_failed_and_its_dependents_skipped(tmp_path, cli,
+                                                                          pg_url):
+    plan = small_plan(tmp_path, [{"id": "x"}, {"id": "y", "depends_on": ["x"]}], retries=1)
+    result = cli("run", str(plan), "--db", pg_url, "--worker", "exit 3", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    report = {t["id"]: t for t in json.loads(result.stdout)["tasks"]}
+    assert report["x"]["state"] == "failed" and report["x"]["attempts"] == 2
+    assert report["y"]["state"] == "skipped"
+
+
+def test_runner_killed_while_its_worker_lives_the_next_one_adopts_and_never_restarts(
+        tmp_path, pg_url):
+    plan = copy_example(tmp_path)
+    log = tmp_path / "calls.log"
+    env = cli_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
+                  WORDCOUNT_WORKER_DELAY="1.5")
+    argv = [sys.executable, "-m", "dispatch_kit", "run", str(plan), "--db", pg_url,
+            "--worker", WORDCOUNT]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    read_until(first, "dispatched counter")
+    first.send_signal(signal.SIGKILL)  # its worker keeps running, in its own group
+    first.communicate()
+    second = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    seen = read_until(second, "verified counter")
+    second.send_signal(signal.SIGINT)
+    second.communicate(timeout=GUARD)
+    assert "adopted counter (attempt 1" in seen
+    assert calls(log)["counter"] == 1  # the task was never started a second time
+    with Ledger.open(pg_url) as ledger:
+        tries = [e for e in ledger.events("plan", task_id="counter") if e["kind"] == "claimed"]
+    assert len(tries) == 1
+
+
+def test_detach_then_sweep_collects_on_postgres(tmp_path, cli, pg_url):
+    plan = copy_example(tmp_path)
+    log = tmp_path / "calls.log"
+    env = cli_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
+                  DISPATCH_KIT_LEDGER=pg_url)
+    first = cli("run", str(plan), "--worker", WORDCOUNT, "--detach", env=env)
+    assert first.returncode == 0, first.stderr
+    line = first.stdout.split()
+    assert line[1] == "counter"
+    # The supervisor (not our child: it runs in a session of its own) ends once it wrote
+    # its worker's exit status: wait for that exit itself.
+    supervisor = os.pidfd_open(int(line[line.index("pid") + 1]))
+    try:
+        assert select.select([supervisor], [], [], GUARD)[0], "the detached worker never ended"
+    finally:
+        os.close(supervisor)
+    swept = cli("ledger", "sweep", env=env)
+    assert "collected counter" in swept.stdout and "verified counter" in swept.stdout
+    final = cli("run", str(plan), "--worker", WORDCOUNT, "--format", "json", env=env)
+    assert final.returncode == 0 and json.loads(final.stdout)["state"] == "complete"
+    assert cli("run", str(plan), "--worker", WORDCOUNT, "--detach", env=env).stdout == \
+        "NO_REPLY\n"
+
+
+def test_events_follow_wakes_on_notify(tmp_path, cli, pg_url):
+    plan = small_plan(tmp_path, [{"id": "x"}, {"id": "y"}])
+    assert cli("ledger", "init", str(plan), "--db", pg_url).returncode == 0
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "dispatch_kit", "ledger", "events", "--db", pg_url, "--follow",
+         "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    try:
+        assert json.loads(read_line(follower))["kind"] == "init"
+        with Ledger.open(pg_url) as ledger:
+            for task in ("x", "y"):
+                assert ledger.claim("plan", task, "me", 60).ok
+                event = json.loads(read_line(follower, timeout=10))
+                assert (event["kind"], event["task_id"]) == ("claimed", task)
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        follower.communicate(timeout=GUARD)
+    assert follower.returncode == 0
+
+
+def test_a_wrong_url_is_one_line_exit_2_and_never_shows_the_password(cli, postgres_cluster):
+    url = postgres_cluster.url("nosuchdb").replace("postgres@", "postgres:s3cret@")
+    result = cli("ledger", "status", "--db", url)
+    assert result.returncode == 2 and "cannot connect to the ledger database" in result.stderr
+    assert "s3cret" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    empty = cli("ledger", "next", "--db", postgres_cluster.url())
+    assert empty.returncode == 2 and "no ledger in this database" in empty.stderr
+
+
+def test_a_claim_from_another_host_is_judged_by_its_lease_alone(pg_url, tmp_path):
+    """A claim from another host names a pid this host cannot see: only its lease counts."""
+    with Ledger.open(pg_url, create=True) as ledger:
+        ledger.init_mission(big_plan(tmp_path, 1), max_tasks=1)
+        claim = ledger.claim("race", "item-0000", "far-away", 30, holder_pid=os.getpid())
+        ledger.conn.execute("UPDATE claims SET host = 'elsewhere'")
+        assert ledger.sweep("race", now=claim.lease_expires - 1) == []
+        assert [a.action for a in ledger.sweep("race", now=claim.lease_expires + 1)] == [
+            "released"]
+
+
+@pytest.mark.parametrize("table", ["tasks", "events"])
+def test_one_schema_definition_gives_both_engines_the_same_columns(tmp_path, pg_url, table):
+    sqlite_cols = []
+    with Ledger.open(tmp_path / "l.db", create=True) as ledger:
+        sqlite_cols = [r[1] for r in ledger.conn.execute(f"PRAGMA table_info({table})")]
+    with Ledger.open(pg_url, create=True) as ledger:
+        pg_cols = [r[0] for r in ledger.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]
+    assert sqlite_cols == pg_cols
