@@ -28,7 +28,9 @@ def test_demo_runs_the_mission_with_a_retry_a_failure_and_a_skip(cli, tmp_path, 
     assert result.returncode == 0, result.output
     text = result.output
     assert "verified counter (attempt 1/4)" in text
-    assert "retrying tests 1/3" in text and "verified tests (attempt 2/4)" in text
+    # One attempt numbering: the progress line names the next attempt as the ledger does.
+    assert "retrying tests: attempt 2/4 next: " in text and "verified tests (attempt 2/4)" in text
+    assert "retrying guide: attempt 4/4 next: " in text and " 1/3" not in text
     assert "failed guide after 4 attempts" in text
     assert "skipped review (depends on guide)" in text
     assert "Mission finished with failures: 2 verified, 1 failed, 1 skipped of 4 tasks" in text

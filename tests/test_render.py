@@ -492,6 +492,11 @@ def test_executor_prompt_states_the_fire_and_forget_contract(cli):
     assert "At most 6" in text or "at most 6 items" in text
     assert "killed 5 min after it starts" in text
     assert "Dispatch and exit" in text
+    # Workers outlive the run: started detached as `dispatch-kit run --detach` does, never as
+    # the executor's background subagents (`claude -p` stops those when it ends).
+    assert "`dispatch-kit run PLAN --detach --max-dispatch 6 --worker 'claude -p " in text
+    assert "Never start it with the Agent tool" in text
+    assert "background" not in text and "non-blocking" not in text
 
 
 def test_composite_chain_verifies_the_commit_first(cli):
@@ -599,3 +604,26 @@ def test_durations_read_as_words_in_prompts_and_line_up_in_terminals(seconds, pr
     assert prose_duration(seconds) == prose
     assert format_duration(seconds) == compact
     assert environment().filters["duration"] is prose_duration
+
+
+def test_the_runners_fallback_addendum_numbers_attempts_as_the_ledger(monkeypatch, tmp_path):
+    """When the retry template cannot render, the runner's plain addendum still says
+    "attempt N/M" with M = 1 + max_retries, as the ledger and the template do."""
+    import dispatch_kit.render
+    from dispatch_kit.errors import InputError
+    from dispatch_kit.ledger.rows import TaskRow
+    from dispatch_kit.plan import load_plan
+    from dispatch_kit.runner.prompts import build_prompt
+
+    def unrenderable(*args, **kwargs):
+        raise InputError("the check entry is unreadable")
+
+    monkeypatch.setattr(dispatch_kit.render, "retry_vars", unrenderable)
+    plan = load_plan(str(ROOT / PLAN))
+    task = plan.task("tests")
+    row = TaskRow(id="tests", seq=2, title=task.title, type=task.type, cwd=task.cwd,
+                  timeout=600, max_retries=3, state="ready", attempt=2,
+                  last_error="criterion 2 failed", last_check=None, skipped_because=None,
+                  started_at=None, finished_at=None)
+    text = build_prompt(plan, row, task, base=tmp_path)
+    assert "## Previous attempt failed (attempt 1/4)\nError: criterion 2 failed" in text

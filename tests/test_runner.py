@@ -163,7 +163,8 @@ def test_example_mission_retries_fails_for_good_and_skips(tmp_path, cli, environ
     assert retry_prompt.startswith("[Execute]") and "attempt 1/4" in retry_prompt
     assert "AssertionError: 3 != 5" in retry_prompt
     # Progress lines, then the Markdown report on stdout.
-    for line in ("dispatched counter (attempt 1/4", "retrying tests 1/3", "verified tests",
+    for line in ("dispatched counter (attempt 1/4", "retrying tests: attempt 2/4 next: criterion 2",
+                 "verified tests (attempt 2/4)",
                  "failed guide after 4 attempts", "skipped review (depends on guide)"):
         assert line in result.stderr
     assert result.stderr.rstrip().splitlines()[-1].startswith(

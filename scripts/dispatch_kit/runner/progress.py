@@ -49,10 +49,13 @@ def emit_record(progress: Progress, result: RecordResult, took: float | None = N
         progress.emit("verified", tid, f"verified {tid} (attempt {result.attempt}/"
                       f"{result.max_attempts}){when}", attempt=result.attempt)
     elif result.outcome == "retry":
+        # Attempts are numbered as the ledger and the retry addendum number them: the
+        # line names the attempt that runs next, N of M = 1 + max_retries.
         n, total = result.attempt, result.max_attempts - 1
-        progress.emit("retrying", tid, f"retrying {tid} {n}/{total}: "
-                      f"{first_line(result.error, 100)}", retry=n, max_retries=total,
-                      error=first_line(result.error))
+        progress.emit("retrying", tid, f"retrying {tid}: attempt {n + 1}/"
+                      f"{result.max_attempts} next: {first_line(result.error, 100)}",
+                      retry=n, max_retries=total, attempt=n + 1,
+                      max_attempts=result.max_attempts, error=first_line(result.error))
     elif result.outcome == "failed":
         progress.emit("failed", tid, f"failed {tid} after {result.attempt} attempts: "
                       f"{first_line(result.error, 100)}", attempts=result.attempt,

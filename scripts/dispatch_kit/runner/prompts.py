@@ -41,7 +41,7 @@ def build_prompt(plan: Plan, row: TaskRow, task: Task | None = None,
         addendum = render_template("retry", values)
     except InputError:
         addendum = (
-            f"## Previous attempt failed (attempt {retry}/{task.max_retries})\n"
+            f"## Previous attempt failed (attempt {retry}/{task.max_retries + 1})\n"
             f"Error: {row.last_error or 'the exit criteria did not pass'}\n\n"
             "Fix this specific issue, then run every exit criterion again.\n"
         )
