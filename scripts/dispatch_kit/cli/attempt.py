@@ -22,6 +22,8 @@ import argparse
 import json
 import sys
 
+from dispatch_kit.cli.check import add_workspace
+
 DEFAULT_HOLDER = "workflow:workspace-dispatch"
 
 
@@ -72,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     common(p)
     p.add_argument("--note", help="how the worker ended, kept with a failed attempt")
+    add_workspace(p)
     p.set_defaults(func=_finish)
 
 
@@ -152,9 +155,11 @@ def _finish(args: argparse.Namespace) -> int:
 
     from dispatch_kit import telemetry
     from dispatch_kit.check import check_plan
+    from dispatch_kit.cli.check import in_workspace
 
     plan, ledger, mission = _open(args)
     task = plan.task(args.task)
+    where = in_workspace(plan, args.workspace)  # before the ledger: a bad folder records nothing
     with ledger:
         row = ledger.task(mission, task.id)
         document = {"task": task.id, "passed": False, "outcome": "", "attempt": row.attempt,
@@ -168,7 +173,7 @@ def _finish(args: argparse.Namespace) -> int:
             _emit(document)
             return 1
         started = time.time()
-        result = check_plan(plan, task_ids=[task.id])
+        result = check_plan(where, task_ids=[task.id])
         entry = next(t for t in result["tasks"] if t.get("id") == task.id)
         verdict = ledger.record(mission, task.id, entry, note=args.note, actor=args.by,
                                 expect_attempt=held.attempt_id)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from dispatch_kit.cli._common import add_format, int_at_least, validated_plan
+
+if TYPE_CHECKING:
+    from dispatch_kit.plan_model import Plan
 
 _positive_int = int_at_least(1, "must be at least 1, got {value}")
 
@@ -18,6 +22,36 @@ def _positive_seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def add_workspace(parser: argparse.ArgumentParser) -> None:
+    """``--workspace DIR``, shared by ``check`` and ``attempt finish``."""
+    parser.add_argument(
+        "--workspace", metavar="DIR",
+        help="verify the result where it lies: resolve the task folders under DIR (e.g. the "
+        "git worktree an isolated worker left its changes in) instead of the plan's workspace",
+    )
+
+
+def in_workspace(plan: Plan, folder: str | None) -> Plan:
+    """``plan`` with ``folder`` standing in for its workspace, for criteria only.
+
+    A worker started with ``isolation: "worktree"`` leaves its result in a worktree,
+    not in the plan's workspace; its criteria must run there. Only the workspace is
+    swapped, so the criteria are confined to ``folder`` exactly as they are to the
+    workspace (each task folder and checked path resolved again at the moment of use);
+    the ledger, found from the plan as written, is untouched.
+    """
+    import dataclasses
+    from pathlib import Path
+
+    from dispatch_kit.errors import InputError
+
+    if folder is None:
+        return plan
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: no such folder", path="--workspace")
+    return dataclasses.replace(plan, workspace=Path(folder).resolve())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-tasks", type=_positive_int, default=6, metavar="N",
         help="largest number of tasks the plan may have (default: %(default)s)",
     )
+    add_workspace(parser)
     add_format(parser)
     parser.set_defaults(func=run)
 
@@ -79,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     started_ns = time.time_ns()
     try:
         result = check_plan(
-            plan,
+            in_workspace(plan, args.workspace),
             task_ids=args.tasks,
             jobs=args.jobs,
             default_timeout=args.timeout or DEFAULT_CRITERION_TIMEOUT,
