@@ -30,6 +30,7 @@ COMMANDS = [
     "ledger",
     "run",
     "attempt",
+    "remote",
 ]
 
 
