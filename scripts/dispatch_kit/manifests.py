@@ -13,6 +13,10 @@ That folder links to the pack's folders (the copy materialises links that stay
 inside the marketplace), but the validator reads no link for the manifest and
 the hooks, so those two are real files there, derived here as well. A wheel or
 an installed plugin has no such folder and derives only the two manifests.
+
+In a checkout, the other harnesses' manifests, hooks and agent files are
+derived too (:mod:`dispatch_kit.harness_manifests`): Codex's, Gemini CLI's,
+Qwen Code's and OpenCode's.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ CLAUDE_PLUGIN_FIELDS = (
 )
 CLAUDE_DIR = ".claude-plugin"
 HOOKS = "hooks/hooks.json"
+TEXT = "<text>"  # the field of a Drift in a generated text file (no fields to compare)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class Drift:
     source: str = "plugin.json"  # the file the expected value comes from
 
     def __str__(self) -> str:
+        if self.field == TEXT:
+            state = "is missing" if self.found is _MISSING else "differs from what"
+            return (f"{self.path}: {state}{' from what' if self.found is _MISSING else ''} "
+                    f"{self.source} generates; run `dispatch-kit manifests`")
         if self.found is _MISSING:
             return (
                 f"{self.path}: field '{self.field}' is missing; "
@@ -149,11 +158,20 @@ def derive(source: dict[str, Any], root: Path | None = None) -> dict[str, dict[s
         derived[f"{folder}/{CLAUDE_DIR}/plugin.json"] = plugin
         if (root / HOOKS).is_file():
             derived[f"{folder}/{HOOKS}"] = load_json(root / HOOKS)
+    if root is not None:
+        from dispatch_kit import harness_manifests
+
+        if harness_manifests.applies(root):
+            derived.update(harness_manifests.derive(source, root))  # type: ignore[arg-type]
     return derived
 
 
 def origin(rel: str) -> str:
     """The file a derived file's content comes from, for drift messages."""
+    if rel.startswith("harnesses/") and "/agents/" in rel:
+        return f"agents/{rel.rsplit('/', 1)[1]}"
+    if rel.startswith("harnesses/") and not rel.endswith(("-extension.json", "marketplace.json")):
+        return "scripts/dispatch_kit/harness/"
     return HOOKS if rel.endswith(HOOKS) and rel != HOOKS else "plugin.json"
 
 
@@ -184,7 +202,7 @@ def write(root: Path) -> list[str]:
     changed = []
     for rel, data in derive(load_source(root), root).items():
         target = _real_target(root, rel)
-        text = render_json(data)
+        text = data if isinstance(data, str) else render_json(data)
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
@@ -198,6 +216,13 @@ def check(root: Path) -> list[Drift]:
     drifts: list[Drift] = []
     for rel, expected in derive(source, root).items():
         target = _real_target(root, rel)
+        if isinstance(expected, str):  # generated text (an agent file, a plugin script)
+            found_text = target.read_text(encoding="utf-8") if target.exists() else None
+            if found_text != expected:
+                drifts.append(Drift(rel, TEXT, "the generated text",
+                                    _MISSING if found_text is None else "other text",
+                                    source=origin(rel)))
+            continue
         found = load_json(target) if target.exists() else {}
         drifts.extend(_diff(rel, expected, found, source=origin(rel)))
     if source["version"] != __version__:
