@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "DISPATCH_KIT_GUARD_CONTEXT, DISPATCH_KIT_GUARD_STOP, DISPATCH_KIT_GUARDS (all guards).",
     )
     parser.add_argument("event", help=f"which hook to run: {', '.join(EVENTS)}")
+    parser.add_argument(
+        "--harness",
+        help="the harness that sends the event: claude-code, codex, gemini, qwen, opencode "
+        "(default: told by the event's tool name; pre-dispatch only)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -53,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
         from dispatch_kit.guards.handlers import run as handle
 
+        if args.event == "pre-dispatch":
+            raw = _neutral(raw, getattr(args, "harness", None))
         code, out, err = handle(args.event, raw, os.environ)
     except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
         code, out, err = 0, "", f"dispatch-kit hook: {args.event} skipped ({exc})\n"
@@ -61,3 +68,34 @@ def run(args: argparse.Namespace) -> int:
     if err:
         sys.stderr.write(err)
     return code
+
+
+def _neutral(raw: bytes, harness: str | None) -> bytes:
+    """Another harness's pre-tool event as the one dispatch event the guards read.
+
+    Claude Code's events pass unchanged. An event this version cannot read
+    passes unchanged too: the guards then let it through (fail open). Each
+    adapter also tells the linter its harness's shell tool and agent folders.
+    """
+    import json
+
+    from dispatch_kit.harness import dispatch
+
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return raw
+    if not isinstance(event, dict):
+        return raw
+    name = harness or dispatch.detect(event)
+    if name == "claude-code":
+        return raw
+    module = dispatch.adapter(name)  # KeyError: an unknown harness, reported by the caller
+    found = module.read_dispatch(event)
+    if found is None:
+        return b'{"tool_name": null}'  # not a dispatch this adapter reads: nothing to check
+    from dispatch_kit.lint import agents
+
+    agents.recognise(getattr(module, "SHELL_TOOLS", frozenset()),
+                     getattr(module, "AGENT_FOLDERS", ()))
+    return found.as_gate_event()

@@ -5,6 +5,11 @@ A prompt names its target agent (``agent=`` directive, or the hook's
 it: ``agents/`` or ``.claude/agents/`` in the linted file's folder or any
 folder above it, then the pack's own ``agents/``. An agent that is not found
 is not guessed at: the Bash-chain rule stays silent rather than be wrong.
+
+Other harnesses name their shell tool otherwise (``Shell``, ``run_shell_command``,
+``bash``) and keep agents elsewhere (``.qwen/agents``, ``.opencode/agents``,
+...). The linter knows none of them: whoever knows the harness (the hook,
+given ``--harness``) passes its names in with :func:`recognise`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,24 @@ if TYPE_CHECKING:
     from dispatch_kit.lint.document import Document
 
 
+# The tool names that mean "can run a shell", and the folders (relative to each
+# folder walked up from the prompt) where agent definitions live.
+_SHELL_TOOLS: set[str] = {"Bash"}
+_AGENT_FOLDERS: list[str] = ["agents", os.path.join(".claude", "agents")]
+
+
+def recognise(shell_tools: frozenset[str] | set[str] = frozenset(),
+              agent_folders: tuple[str, ...] = ()) -> None:
+    """Also count ``shell_tools`` as Bash, and also look for agents in ``agent_folders``."""
+    _SHELL_TOOLS.update(shell_tools)
+    for folder in agent_folders:
+        if folder not in _AGENT_FOLDERS:
+            _AGENT_FOLDERS.append(folder)
+    find_agent.cache_clear()
+    _agents_in.cache_clear()
+    _NEAR.clear()
+
+
 class AgentInfo(Record):
     name: str
     path: str
@@ -28,9 +51,9 @@ class AgentInfo(Record):
 
     @property
     def has_bash(self) -> bool:
-        if any(_base(t) == "Bash" for t in self.disallowed):
+        if any(_base(t) in _SHELL_TOOLS for t in self.disallowed):
             return False
-        return self.tools is None or any(_base(t) == "Bash" for t in self.tools)
+        return self.tools is None or any(_base(t) in _SHELL_TOOLS for t in self.tools)
 
 
 def _base(tool: str) -> str:
@@ -39,9 +62,14 @@ def _base(tool: str) -> str:
 
 
 def tool_list(value: object) -> tuple[str, ...] | None:
-    """A ``tools:`` value (comma string or YAML list) as names; None when absent."""
+    """A ``tools:`` value (comma string, YAML list, or OpenCode's name -> bool) as names.
+
+    None when absent.
+    """
     if value is None:
         return None
+    if isinstance(value, dict):  # OpenCode: {bash: true, edit: false}
+        return tuple(str(name) for name, on in value.items() if on is True)
     if isinstance(value, str):
         return tuple(t.strip() for t in value.split(",") if t.strip())
     if isinstance(value, list):
@@ -60,7 +88,7 @@ def find_agent(name: str, start: str | None) -> AgentInfo | None:
     folders: list[str] = []
     if start is not None:
         for folder in upward(start):
-            folders += [os.path.join(folder, "agents"), os.path.join(folder, ".claude", "agents")]
+            folders += [os.path.join(folder, sub) for sub in _AGENT_FOLDERS]
     try:
         from dispatch_kit.packroot import pack_root_dir
 
