@@ -16,8 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Not `npm ci`: the registry reachable here serves each CLI's native binary for
+# this platform only, so no lock can list every platform's optional package, and
+# `npm ci` refuses such a lock. `npm install` installs exactly the locked versions
+# and must leave the lock as it is: a changed lock fails the build.
 $(NODE_STAMP): tools/package.json tools/package-lock.json
-	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	cp tools/package-lock.json tools/.package-lock.before
+	cd tools && npm install --no-audit --no-fund --loglevel=error
+	cmp -s tools/package-lock.json tools/.package-lock.before || \
+	  { echo "tools/package-lock.json changed on install: run npm install in tools/ and commit it" >&2; exit 1; }
+	rm -f tools/.package-lock.before
 	touch $(NODE_STAMP)
 
 setup: $(STAMP) $(NODE_STAMP)
