@@ -78,6 +78,7 @@ class Prompt:
     ci: dict[str, str] = field(default_factory=dict)  # code -> worst severity, as CI lints it
     hook_blocked: bool = False
     hook_codes: set[str] = field(default_factory=set)  # codes the hook reported
+    half: str = "dev"  # "dev" or "held-out" (see halves())
 
     @property
     def caught(self) -> bool:
@@ -97,8 +98,26 @@ def load_manifest(path: Path = MANIFEST) -> list[dict]:
     return list(data["prompts"])
 
 
-def prompts_from(entries: Iterable[dict]) -> list[Prompt]:
+HALVES = ("dev", "held-out")
+
+
+def halves(path: Path = MANIFEST) -> dict[str, str]:
+    """Each prompt file's half: "dev" when its ``- file:`` line in the manifest has an even
+    line number, else "held-out".
+
+    A fixed, content-blind split, so that rules can be developed against one half and
+    checked on the other; new entries fall into either half by where they are added.
+    """
+    out: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("- file: "):
+            out[line.removeprefix("- file: ").strip()] = HALVES[number % 2]
+    return out
+
+
+def prompts_from(entries: Iterable[dict], half_of: dict[str, str] | None = None) -> list[Prompt]:
     """Manifest entries as Prompt records (codes only; the reasons stay in the file)."""
+    half_of = half_of or {}
     return [
         Prompt(
             file=e["file"],
@@ -107,6 +126,7 @@ def prompts_from(entries: Iterable[dict]) -> list[Prompt]:
             must_flag=[label["code"] for label in e.get("must_flag") or []],
             must_not_flag=[label["code"] for label in e.get("must_not_flag") or []],
             agent=e.get("agent"),
+            half=half_of.get(e["file"], "dev"),
         )
         for e in entries
     ]
@@ -200,7 +220,7 @@ def lint_hook(prompts: list[Prompt], python: str = sys.executable, jobs: int = 2
 
 def measure(python: str = sys.executable, jobs: int = 2) -> list[Prompt]:
     """Load the manifest and run both judgements over the corpus."""
-    prompts = prompts_from(load_manifest())
+    prompts = prompts_from(load_manifest(), halves())
     lint_ci(prompts, python)
     lint_hook(prompts, python, jobs)
     return prompts
@@ -309,6 +329,26 @@ def report(prompts: list[Prompt]) -> str:
             f"{row.clean_flagged}/{row.clean} ({_pct(row.flagged_rate)}) | {row.clean_blocked} |"
         )
     total = totals(prompts)
+    for half in HALVES:
+        group = [p for p in prompts if p.half == half]
+        parity = "even" if half == "dev" else "odd"
+        lines += [
+            "",
+            f"{half.capitalize()} half ({len(group)} prompts: {parity} line numbers of their "
+            "`- file:` entry in labels.yaml):",
+        ]
+        lines += [
+            "",
+            "| family | defective | caught | recall | clean flagged | clean blocked (hook) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in rows(group):
+            name = f"**{row.name}**" if row.name == "all rules" else row.name
+            lines.append(
+                f"| {name} | {row.defective} | {row.caught} | {_pct(row.recall)} | "
+                f"{row.clean_flagged}/{row.clean} ({_pct(row.flagged_rate)}) | "
+                f"{row.clean_blocked} |"
+            )
     lines += [
         "",
         "Counting any finding at all (DK103's generic 'unmarked work' warning included) as a "

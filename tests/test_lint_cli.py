@@ -336,14 +336,15 @@ def test_executor_shape_without_marker_is_linted_as_executor(cli, tmp_path):
         "You run on a schedule. Claim each ready item, spawn a worker for it, then wait for "
         "the workers to finish. If the queue is empty, answer NO_REPLY.\n",
     )
-    assert set(codes(cli("lint", "p.md", cwd=tmp_path))) == {"DK302", "DK303", "DK304"}
+    # no sweep named for stale claims either: DK306, a warning
+    assert set(codes(cli("lint", "p.md", cwd=tmp_path))) == {"DK302", "DK303", "DK304", "DK306"}
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
         ("plan-unbounded-fan-out.md", {"DK501"}),
-        ("executor-waits.md", {"DK301", "DK302", "DK303", "DK304", "DK305"}),
+        ("executor-waits.md", {"DK301", "DK302", "DK303", "DK304", "DK305", "DK306"}),
         ("worker-starts-server.md", {"DK202", "DK604"}),
         ("worker-writes-outside.md", {"DK605"}),
         ("retry-without-context.md", {"DK601", "DK602"}),

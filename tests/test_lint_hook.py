@@ -75,15 +75,38 @@ def test_unmarked_prompts_are_checked_as_dispatches(cli, tmp_path):
 
 
 def test_an_unmarked_work_order_is_warned_but_not_blocked(cli, tmp_path):
-    """DK103: the kind-specific rules are skipped without a marker, so the hook says so."""
+    """Read as a likely [Execute] prompt: its rules run, as warnings, since a misread
+    prompt must not block the session."""
     prompt = "Implement the parser change in src/, run the tests and commit.\n"
     result = hook(cli, event(prompt, tmp_path, subagent="general-purpose"), tmp_path)
-    assert result.returncode == 0  # a warning: the dispatch goes through
+    assert result.returncode == 0  # warnings: the dispatch goes through
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("dispatch-prompt:1:1: DK103 this dispatch asks to 'Implement the")
-    assert "start it with [Execute] (or [Plan])" in lines[0]
+    assert any(line.startswith("dispatch-prompt:1:1: DK101 ") for line in lines), lines
+    assert all("read as a likely [Execute] prompt" in line for line in lines[:-1]), lines
     assert lines[-1] == "dispatch-kit: warnings only, dispatch allowed"
-    assert not any(" DK101 " in line for line in lines)  # still no kind-specific rules
+
+
+def test_an_unplaced_unmarked_request_is_warned_but_not_blocked(cli, tmp_path):
+    """DK103: a request the kind inference cannot place is warned about, not blocked."""
+    prompt = "Run the database migrations, then run the test suite.\n"
+    result = hook(cli, event(prompt, tmp_path, subagent="general-purpose"), tmp_path)
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("dispatch-prompt:1:1: DK103 this dispatch asks to 'Run the")
+    assert "start it with [Execute] (or [Plan])" in lines[0]
+    assert not any(" DK101 " in line for line in lines)
+
+
+def test_a_sure_reading_keeps_its_errors_in_the_hook(cli, tmp_path):
+    """An executor that claims, spawns and answers NO_REPLY is unmistakable: its errors block."""
+    prompt = (
+        "Cron run, killed after 5 minutes. List issues labelled `ready`; if none, print NO_REPLY."
+        "\nFor every ready issue: claim it, then spawn one worker for it. Then wait for the"
+        " workers and report their results.\n"
+    )
+    result = hook(cli, event(prompt, tmp_path, subagent="general-purpose"), tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert " DK302 " in result.stderr and " DK303 " in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
 """DK103: an unmarked prompt that asks for edits or commands is told to carry a kind marker.
 
-Unmarked prompts get only the kind-independent rules, so that a question is
-never blocked; this warning keeps that from being a way around the
-stream-safety and exit-criteria rules. False positives are bugs: reading,
-asking, forbidding and describing must never fire it, and neither must the
-skills, agents and documents that describe workers.
+Most unmarked work orders are read as [Execute] prompts from their content
+(kind inference, ``dispatch_kit.lint.infer``) and get the execute rules
+directly; DK103 is the net for requests the reading cannot place, so that
+leaving the marker out is never a way around the stream-safety and
+exit-criteria rules. False positives are bugs: reading, asking, forbidding and
+describing must never fire it, and neither must the skills, agents and
+documents that describe workers.
 """
 
 from __future__ import annotations
@@ -17,27 +19,35 @@ from dispatch_kit.lint.config import Config
 from dispatch_kit.lint.engine import lint_text
 
 CODE = "DK103"
-WORK = "Implement the parser change in src/, run the tests and commit.\n"
+WORK = "Run the database migrations, then run the test suite.\n"
 
 
 def dk103(text: str, **kwargs) -> list:
     return [f for f in lint_text(text, config=Config(), **kwargs) if f.code == CODE]
 
 
+# Requests the kind inference cannot place: DK103 warns.
 FIRES = [
     WORK,
+    "Verify the change: run `pytest -q` and report pass or fail.\n",
+    "Go ahead and run the migrations, then run the test suite.\n",
+    "You should run `make lint` and then the tests.\n",
+]
+# Plain work orders: read as likely [Execute] prompts, so the execute rules run instead.
+READ_AS_WORK = [
+    "You should edit payments.yaml and raise max_retries to 5.\n",
+    "I need you to write tests for the parser.\n",
+    "Your task is to refactor the payment module and run the tests.\n",
+    "Implement the parser change in src/, run the tests and commit.\n",
     "Fix the failing test in tests/test_tokenizer.py.\n",
     "Please update the config in config/app.yaml to enable retries.\n",
     "Read src/parser.py and fix the bug in tokenize().\n",
     "Refactor the payment module. When done, commit and push.\n",
-    "You should edit payments.yaml and raise max_retries to 5.\n",
-    "I need you to write tests for the parser.\n",
     "- Add a section on flags to README.md\n- Run `make test`\n",
     "Write the findings to notes/findings.md.\n",
     "**Fix** the tokenizer so tabs count as whitespace.\n",
     "Once the tests pass, commit the change.\n",
     "Update the docs for the new flag.\n",
-    "Verify the change: run `pytest -q` and report pass or fail.\n",
     # a prohibition covers only its own clause
     "Do not touch the CLI; fix the tokenizer in src/tokenizer.py and commit it.\n",
 ]
@@ -97,6 +107,19 @@ def test_an_unmarked_request_for_work_fires_once_at_the_first_line(text, default
     assert "[Inspect] if it only reads" in finding.message
 
 
+@pytest.mark.parametrize("soften", [False, True])  # CI, the pre-dispatch hook
+@pytest.mark.parametrize("text", READ_AS_WORK)
+def test_a_plain_work_order_gets_the_execute_rules_instead(text, soften):
+    default_kind = "dispatch" if soften else "unknown"
+    found = lint_text(text, config=Config(), default_kind=default_kind, soften_inferred=soften)
+    codes = {f.code for f in found}
+    assert CODE not in codes and {"DK101", "DK201"} <= codes, found
+    (dk101,) = [f for f in found if f.code == "DK101"]
+    assert "read as a likely [Execute] prompt" in dk101.message
+    # resting on a likely reading: an error in CI, a warning in the hook
+    assert dk101.severity == ("warning" if soften else "error")
+
+
 @pytest.mark.parametrize("default_kind", ["unknown", "dispatch"])
 @pytest.mark.parametrize("text", QUIET)
 def test_reading_asking_forbidding_and_describing_do_not_fire(text, default_kind):
@@ -104,9 +127,9 @@ def test_reading_asking_forbidding_and_describing_do_not_fire(text, default_kind
 
 
 def test_the_message_quotes_the_request():
-    (finding,) = dk103("Look around first.\n\nThen edit payments.yaml: set max_retries to 5.\n")
+    (finding,) = dk103("Some background first.\n\nThen run `make migrate` against staging.\n")
     assert finding.line == 1
-    assert "asks to 'edit payments.yaml'" in finding.message
+    assert "asks to 'run `make migrate` against staging'" in finding.message
 
 
 @pytest.mark.parametrize("marker", ["[Execute]", "[Plan]", "[Inspect]", "[Retry]", "[Executor]"])
@@ -120,7 +143,7 @@ def test_a_kind_directive_counts_as_a_marker(kind):
 
 
 def test_a_template_is_checked_with_its_tags_masked():
-    text = "{# a worker prompt #}\nFix {{ module }} in src/ and commit the change.\n"
+    text = "{# a worker prompt #}\nRun the tests in {{ module }}, then run the linters.\n"
     (finding,) = dk103(text, path="worker.md.j2", file_kind="template")
     assert finding.line == 2
 

@@ -8,9 +8,10 @@ labels only rule codes the linter actually has (read through the CLI, as a user
 would, so the check survives changes inside the package).
 
 The targets (recall ≥ 95%, ≤ 2% of clean prompts flagged, no clean prompt
-blocked by the hook) do not hold before kind inference lands. They are an
-``xfail(strict=False)`` test with today's figures in the reason: once the
-inference is in, delete the marker and the test becomes a hard gate.
+blocked by the hook) are a hard gate since kind inference landed, on the whole
+corpus and on each of its two fixed halves (dev and held-out, see
+``wild_prompts.halves``), so that a rule tuned on one half must still hold on
+the other.
 """
 
 from __future__ import annotations
@@ -115,18 +116,25 @@ def test_repository_lint_ignores_the_corpus():
     ), exclude
 
 
-# Measured 2026-07 on the linter before kind inference (bench/wild_prompts.py):
-# recall 4/52 (8%) by labelled rule (31/52, 60%, counting any finding incl. DK103),
+# Before kind inference (bench/wild_prompts.py): recall 4/52 (8%) by labelled rule,
 # 13/30 clean prompts flagged (43%), 4 clean prompts blocked by the hook.
-@pytest.mark.xfail(
-    strict=False,
-    reason="kind inference (issue 14) not landed: recall 8% (4/52; 60% counting any finding), "
-    "clean flagged 43% (13/30), "
-    "clean blocked by the hook 4; flip to a hard assertion once it lands",
-)
-def test_targets_on_the_wild_corpus():
-    prompts = wild.measure()
+@pytest.fixture(scope="module")
+def measured() -> list:
+    return wild.measure()
+
+
+@pytest.mark.parametrize("half", [None, *wild.HALVES])
+def test_targets_on_the_wild_corpus(measured, half):
+    prompts = [p for p in measured if half is None or p.half == half]
     total = wild.totals(prompts)
-    assert total.recall is not None and total.recall >= wild.TARGET_RECALL, wild.report(prompts)
-    assert total.flagged_rate is not None and total.flagged_rate <= wild.TARGET_CLEAN_FLAGGED
-    assert total.clean_blocked <= wild.TARGET_CLEAN_BLOCKED
+    report = wild.report(measured)
+    assert total.recall is not None and total.recall >= wild.TARGET_RECALL, report
+    assert total.flagged_rate is not None, report
+    assert total.flagged_rate <= wild.TARGET_CLEAN_FLAGGED, report
+    assert total.clean_blocked <= wild.TARGET_CLEAN_BLOCKED, report
+
+
+def test_every_prompt_falls_in_one_half():
+    half_of = wild.halves()
+    assert {e["file"] for e in ENTRIES} == set(half_of)
+    assert set(half_of.values()) == set(wild.HALVES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 
+from dispatch_kit.lint.kinds import INFERRED_KINDS
 from dispatch_kit.lint.registry import Example, Rule, all_rules
 
 MAX_SHOWN_LINES = 40
@@ -36,10 +37,34 @@ def _fix_note(rule: Rule) -> str:
     return "; fixable with --fix" if rule.fixable else ""
 
 
+def inference_note(rule: Rule) -> str | None:
+    """How the rule's severity depends on how sure the prompt's kind is, when it does.
+
+    Derived from where the rule runs, as the engine decides it: a prompt rule
+    that does not run on the hook's default kind ("dispatch") runs on an
+    unmarked prompt only when its kind was inferred.
+    """
+    if rule.scope != "prompt" or "dispatch" in rule.kinds or not rule.kinds & INFERRED_KINDS:
+        return None
+    if rule.severity != "error":
+        return (
+            "Also runs on unmarked prompts whose kind is inferred from their content; "
+            "the message then names the reading."
+        )
+    return (
+        "Also runs on unmarked prompts whose kind is inferred from their content. "
+        "`dispatch-kit lint` (CI) reports it as an error either way; the pre-dispatch hook "
+        "reports it as a warning when the reading is only likely, and blocks only when the "
+        "prompt carries a marker or its shape leaves no doubt."
+    )
+
+
 def rule_text(rule: Rule) -> str:
+    note = inference_note(rule)
     out = [
         f"{rule.code} {rule.name} ({rule.severity}{_fix_note(rule)})",
         f"Applies to: {rule.applies_to}",
+        *(["", _reflow(note)] if note else []),
         "",
         "What to do:",
         _reflow(rule.message, indent="  "),
@@ -89,9 +114,11 @@ def _example_markdown(label: str, example: Example) -> list[str]:
 
 def rule_markdown(rule: Rule) -> str:
     fix = " · fixable with `--fix`" if rule.fixable else ""
+    note = inference_note(rule)
     out = [
         f"**{rule.severity}**{fix} · applies to {rule.applies_to}",
         "",
+        *([f"*Severity by confidence:* {note}", ""] if note else []),
         f"**What to do:** {rule.message}",
         "",
         _reflow(rule.rationale, width=100),
@@ -126,6 +153,13 @@ def rules_markdown() -> str:
         "(`--select`, `--ignore`, suppressions), a severity, and a bad and a good example. "
         "The test suite lints each example: the bad one must trigger the rule and the good "
         "one must lint clean.",
+        "",
+        "Unmarked prompts are classified from their content (execute, plan, inspect, executor, "
+        "retry) and get that kind's rules. A reading is *sure* when the prompt's shape leaves "
+        "no doubt and *likely* otherwise; a finding that rests on a likely reading says so in "
+        "its message, and the pre-dispatch hook reports it as a warning instead of blocking. "
+        "A kind marker (`[Execute]`, `[Plan]`, `[Inspect]`, `[Executor]`, `[Retry]`) always "
+        "wins.",
         "",
         "| Code | Name | Severity | What to do |",
         "|---|---|---|---|",

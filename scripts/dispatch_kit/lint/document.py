@@ -125,7 +125,7 @@ class Document:
             kinds.mask_template(self.text) if self.file_kind == "template" else (self.text, [])
         )
         fm = self.frontmatter
-        kind, named, anchor, explicit = kinds.detect(
+        kind, named, anchor, confidence = kinds.detect(
             masked,
             self.file_kind,
             self.directives,
@@ -133,7 +133,7 @@ class Document:
             fm.body_offset if fm else 0,
             default_kind,
         )
-        return Region(self, masked, kind, agent or named, anchor, explicit, spans)
+        return Region(self, masked, kind, agent or named, anchor, confidence, spans, default_kind)
 
     @cached
     def line_starts(self) -> list[int]:
@@ -162,16 +162,34 @@ class Region:
         kind: str,
         agent: str | None,
         anchor_line: int,
-        explicit: bool,
+        confidence: str | None,
         expression_spans: list[tuple[int, int]],
+        default_kind: str = "unknown",
     ) -> None:
         self.doc = doc
         self.text = text
         self.kind = kind
         self.agent = agent.split(":")[-1] if agent else None  # "plugin:agent" -> "agent"
         self.anchor_line = anchor_line
-        self.explicit = explicit
+        # kinds.EXPLICIT, kinds.SURE, kinds.LIKELY, or None for the default kind
+        self.confidence = confidence
         self.expression_spans = expression_spans
+        self.default_kind = default_kind
+
+    @property
+    def explicit(self) -> bool:
+        """A marker or ``kind=`` directive said what the prompt is."""
+        return self.confidence == kinds.EXPLICIT
+
+    @property
+    def inferred(self) -> bool:
+        """The kind was read from the prompt's content, not given."""
+        return self.confidence in (kinds.SURE, kinds.LIKELY)
+
+    def rests_on_inference(self, rule_kinds: frozenset[str]) -> bool:
+        """Whether a rule of ``rule_kinds`` runs here only because the kind was inferred,
+        and from a likely reading: the hook reports such a finding as a warning."""
+        return self.confidence == kinds.LIKELY and self.default_kind not in rule_kinds
 
     @property
     def is_template(self) -> bool:

@@ -56,7 +56,15 @@ def rule_set(enabled: frozenset[str]) -> RuleSet:
     )
 
 
-def lint_document(doc: Document, rules: RuleSet) -> list[Finding]:
+def lint_document(doc: Document, rules: RuleSet, *, soften_inferred: bool = False) -> list[Finding]:
+    """The document's findings, suppressions applied.
+
+    A finding of a rule that runs only because the prompt's kind was inferred
+    from a likely reading (not a marker, not a shape only one kind has) says
+    so in its message; with ``soften_inferred`` (the pre-dispatch hook) an
+    error among them is reported as a warning, so a misread prompt never
+    blocks a session. CI keeps each rule's own severity.
+    """
     findings: list[Finding] = []
     for rule in rules.by_file_kind.get(doc.file_kind, ()):
         for line, column, message in rule.check(doc):  # type: ignore[misc]
@@ -64,8 +72,12 @@ def lint_document(doc: Document, rules: RuleSet) -> list[Finding]:
     region = doc.region
     if region is not None:
         for rule in rules.by_prompt_kind.get(region.kind, ()):
+            inferred = region.rests_on_inference(rule.kinds)
             for line, column, message in rule.check(region):  # type: ignore[misc]
-                findings.append(_finding(doc, rule, line, column, message))
+                finding = _finding(doc, rule, line, column, message)
+                if inferred:
+                    finding = _inferred(finding, region.kind, soften_inferred)
+                findings.append(finding)
     if doc.directives:
         findings = _apply_directives(doc, findings, rules.enabled)
     findings.sort()
@@ -76,6 +88,17 @@ def _finding(doc: Document, rule: Rule, line: int, column: int, message: str | N
     return Finding(
         doc.path, line, column, rule.code, rule.name, rule.severity, message or rule.message
     )
+
+
+def _inferred(finding: Finding, kind: str, soften: bool) -> Finding:
+    """A finding that rests on a likely kind: the message names the reading and how to
+    overrule it; softened (in the hook), an error becomes a warning."""
+    message = (
+        f"{finding.message} (read as a likely [{kind.capitalize()}] prompt; "
+        "a kind marker overrules that)"
+    )
+    severity = "warning" if soften else finding.severity
+    return finding._replace(message=message, severity=severity)
 
 
 def _apply_directives(
@@ -182,11 +205,13 @@ def lint_text(
     agent: str | None = None,
     default_kind: str = "unknown",
     base_dir: str | Path | None = None,
+    soften_inferred: bool = False,
 ) -> list[Finding]:
     """Lint text that is not (or not yet) a file: stdin, a hook's prompt, a rendered template.
 
     ``agent`` is the target agent; ``default_kind`` is the prompt kind when no
-    marker says otherwise (the hook passes "dispatch": whatever it sees is one).
+    marker says otherwise (the hook passes "dispatch": whatever it sees is one);
+    ``soften_inferred``: see :func:`lint_document`.
     """
     rules = rule_set((config or Config()).enabled())
     doc = Document(
@@ -197,7 +222,7 @@ def lint_text(
         default_kind=default_kind,
         base_dir=base_dir or os.getcwd(),
     )
-    return lint_document(doc, rules)
+    return lint_document(doc, rules, soften_inferred=soften_inferred)
 
 
 def lint_paths(

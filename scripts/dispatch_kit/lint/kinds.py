@@ -3,16 +3,17 @@
 Explicit markers decide first: a ``[Execute]``-style tag at the start of the
 first line of content, or a ``kind=`` directive in the first five lines (after
 any frontmatter). Only a plain prompt file or template without either is
-classified from its content, and conservatively: a prompt is called a worker
-prompt only when it has a task, a working directory and exit criteria; an
-executor only when it claims, dispatches and answers ``NO_REPLY``. Anything
-else is "unknown" and only the rules that hold for every text run on it.
+classified from its content (:mod:`dispatch_kit.lint.infer`), with a
+confidence: "sure" for shapes only one kind has, "likely" for the rest. A
+prompt nothing identifies is "unknown" and only the rules that hold for every
+text run on it.
 """
 
 from __future__ import annotations
 
 import re
 
+from dispatch_kit.lint import infer as inference
 from dispatch_kit.lint import suppress
 from dispatch_kit.lint.patterns import lazy
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 DISPATCH_KINDS = frozenset({"execute", "plan", "executor", "retry", "dispatch"})
 PROMPT_KINDS = DISPATCH_KINDS | {"inspect"}
+# What content alone can make an unmarked prompt (lint/infer.py).
+INFERRED_KINDS = PROMPT_KINDS - {"dispatch"}
 ALL_KINDS = PROMPT_KINDS | {"none", "unknown"}
 HEADER_LINES = 5
 
@@ -31,19 +34,17 @@ _HTML_COMMENT_LINE = lazy(r"\s*<!--.*?-->\s*$")
 # pattern (``\{#.*?#\}|...``) each unclosed opener rescanned the rest of the text.
 _JINJA_OPEN = lazy(r"\{[#%{]")
 _JINJA_CLOSE = {"#": "#}", "%": "%}", "{": "}}"}
-_WORKDIR_LABEL = lazy(r"^\W{0,8}(?:working[ -]dir(?:ectory)?|cwd)\b[^:\n]{0,20}:", re.I | re.M)
-_CRITERIA_LABEL = lazy(r"^\W{0,8}exit[ -]criteri", re.I | re.M)
-_TASK_LABEL = lazy(r"^\W{0,8}(?:your )?task\b", re.I | re.M)
-_RETRY_START = lazy(r"\W{0,12}(?:previous attempt|retry\b|attempt \d)", re.I)
 _AGENT_LABEL = lazy(
     r"^[ \t]*[*_]{0,2}(?:target[ \t]+)?(?:sub)?agent(?:[ _]type)?[*_]{0,2}[ \t]*:[*_]{0,2}[ \t]*"
     r"`?(?P<name>[A-Za-z0-9][\w.:-]*)`?[ \t]*$",
     re.I | re.M,
 )
 AGENT_LABEL_LINES = 12
-_CLAIM = lazy(r"\bclaim", re.I)
 _NON_BLANK = lazy(r"\S")
-_SPAWN = lazy(r"\b(?:spawn|dispatch)", re.I)
+# How sure a kind is: a marker or directive, a shape only one kind has, or a likely reading.
+EXPLICIT = "explicit"
+SURE = inference.SURE
+LIKELY = inference.LIKELY
 
 
 def mask_template(text: str) -> tuple[str, list[tuple[int, int]]]:
@@ -132,8 +133,11 @@ def detect(
     body_line: int,
     body_offset: int,
     default_kind: str,
-) -> tuple[str, str | None, int, bool]:
-    """(kind, target agent, anchor line, explicit?) for a prompt's text.
+) -> tuple[str, str | None, int, str | None]:
+    """(kind, target agent, anchor line, confidence) for a prompt's text.
+
+    The confidence is EXPLICIT (a marker or ``kind=`` directive), SURE or
+    LIKELY (inferred from content), or None (the default kind).
 
     The target agent comes from an ``agent=`` directive or an ``Agent: NAME``
     line among the first lines of content.
@@ -164,12 +168,12 @@ def detect(
         if kind is None:
             kind = marker.group(1).lower()
     if kind is not None:
-        return kind, agent, anchor or line_no, True
+        return kind, agent, anchor or line_no, EXPLICIT
     if file_kind in ("prompt", "template"):
-        inferred = infer(text, first)
+        inferred = inference.infer(text, first)
         if inferred:
-            return inferred, agent, line_no, False
-    return default_kind, agent, line_no, False
+            return inferred[0], agent, line_no, inferred[1]
+    return default_kind, agent, line_no, None
 
 
 def _agent_label(text: str, start: int) -> str | None:
@@ -186,14 +190,3 @@ def _agent_label(text: str, start: int) -> str | None:
         return None
     match = _AGENT_LABEL.search(text, start, end)
     return match.group("name") if match else None
-
-
-def infer(text: str, first_line: str) -> str | None:
-    """A kind from content alone, only when the shape is unmistakable."""
-    if _RETRY_START.match(first_line):
-        return "retry"
-    if _WORKDIR_LABEL.search(text) and _CRITERIA_LABEL.search(text) and _TASK_LABEL.search(text):
-        return "execute"
-    if "NO_REPLY" in text and _CLAIM.search(text) and _SPAWN.search(text):
-        return "executor"
-    return None

@@ -72,7 +72,9 @@ _LOOP_WORDS = ("poll", "keep ", "retry", "loop", "repeatedly", lazy(r"every[ \t]
 _LOOP_STRINGS = ("poll", "keep ", "retry", "loop", "repeatedly", "every")
 _FAN_OUT_WORDS = ("parallel", "concurrent", "simultaneous", "at once", "background", "fan")
 _BACKGROUND_WORDS = ("background", "blocking", "asynchron", "async")
-FAN_OUT_KINDS = frozenset({"execute", "plan", "retry", "dispatch"})
+# Inspections count too: a survey that starts one background reader per package is a
+# fan-out like any other.
+FAN_OUT_KINDS = frozenset({"execute", "plan", "retry", "dispatch", "inspect"})
 DISPATCHING = frozenset({"execute", "plan", "executor", "retry", "dispatch"})
 
 
@@ -200,7 +202,8 @@ Unbounded async dispatch floods the orchestrator's context with pending task
 state and returning results, and past a point more agents amplify errors
 instead of throughput. A work-in-progress limit (at most N in flight, or waves
 of N) keeps results processable as they arrive.""",
-    applies_to="[Execute], [Plan], [Retry] and other dispatch prompts (executors: see DK303)",
+    applies_to="[Execute], [Plan], [Retry], [Inspect] and other dispatch prompts (executors: see "
+    "DK303)",
     bad=Example(
         _AUDIT
         + "Dispatch one review subagent per page in the background. Time out any review that "

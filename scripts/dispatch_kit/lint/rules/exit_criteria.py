@@ -34,9 +34,24 @@ _WORKDIR = lazy(
     r"[`'\"][^`'\"\n]+[`'\"]"
     r"|\b(?:work|run|operate|stay)\w*[ \t]+(?:only[ \t]+)?(?:in|inside|within|from|under)[ \t]+"
     r"[`'\"][^`'\"\n]+[`'\"]"
-    r"|(?:^|[`;&][ \t]*)cd[ \t]+[`'\"]?[\w./~-]+",
+    r"|(?:^|[`;&][ \t]*)cd[ \t]+[`'\"]?[\w./~-]+"
+    # other labels and phrasings: "Directory: apps/web", "ROOT: internal/x", "Work from:
+    # [directory]", "Work in `docs/site`", "You're in services/api"
+    r"|\b(?:directory|root|folder|workspace)[ \t]*:[ \t]*[`'\"\[{$~./\w]"
+    r"|\bwork(?:ing)?[ \t]+(?:in|from|inside)[ \t]*:?[ \t]*(?:[`'\"\[]|\{\{|[\w.~-]+/)"
+    r"|\byou(?:'re|\u2019re|[ \t]+are)[ \t]+in[ \t]+[`'\"]?[\w.~-]+/",
     re.I | re.M,
 )
+# Ways to say "done means these commands pass" other than the pack's "Exit criteria"
+# label, read only in prompts whose kind was inferred: "Done when", "Finished means:",
+# "ACCEPTANCE (each must exit 0):", "### Must pass", "## Check".
+_LOOSE_LABEL = lazy(
+    r"^[ \t>]*(?:#{1,6}[ \t]*)?[*_]{0,2}(?:(?:it'?s[ \t]+|it[ \t]+is[ \t]+)?done[ \t]+when"
+    r"|finished[ \t]+(?:means|when)|acceptance|must[ \t]+pass|success[ \t]+means"
+    r"|(?:checks?|verification)[*_]{0,2}[ \t]*:?[ \t]*$)",
+    re.I | re.M,
+)
+_COMMAND_LINE = lazy(r"^(?:[ \t]{2,}|\t)\S|`", re.M)
 _TASK_LABEL = lazy(
     r"^[ \t]{0,3}(?:#{1,6}[ \t]*|(?:[-*+]|\d{1,3}[.)])[ \t]+)?[*_]{0,2}task[ \t]*(?:#?\d+|[A-Z])?"
     r"[*_]{0,2}[ \t]*[:.)\u2013\u2014-]",
@@ -47,6 +62,12 @@ _TASKS_HEADING = lazy(
     r"^[ \t]{0,3}(?:#{1,6}[ \t]*)?[*_]{0,2}(?:the[ \t]+)?tasks\b[^\n]*$", re.I | re.M
 )
 _TOP_ITEM = lazy(r"^(?:[-*+]|\d{1,3}[.)])[ \t]+\S", re.M)
+# A line that introduces a list of tasks: 'Break "launch billing v2" into tasks for the
+# team:', "Produce the task list as this table:". Bounded gaps, tried at line starts only.
+_TASKS_INTRO = lazy(r"^[^\n]{0,200}?\btask(?:s|[ \t]+list)\b[^\n]{0,200}:[ \t]*$", re.I | re.M)
+_ROW = lazy(r"^[ \t]{0,3}\|[^\n]*$", re.M)
+_SEPARATOR_ROW = lazy(r"[ \t]{0,3}\|[ \t:|-]*$")
+_NON_BLANK = lazy(r"\S")
 # "] load FILE ... then:" as two linear searches; one pattern (``\]\s*load\s+\S+.*\bthen\s*:``)
 # backtracked cubically on "[Execute] ] load aaaa..." (40 KB: 25 s).
 _COMPOSITE_LOAD = lazy(r"\]\s*load\s+\S", re.I)
@@ -91,12 +112,26 @@ def _criteria_section(region: Region) -> tuple[re.Match[str], int] | None:
     return cache["criteria"]
 
 
+def _loose_criteria(region: Region) -> bool:
+    """Whether an inferred prompt says in its own words which commands mean done."""
+    text = region.text
+    for label in _LOOSE_LABEL.finditer(text):
+        line_end = text.find("\n", label.end())
+        line_end = len(text) if line_end < 0 else line_end
+        end = section_end(text, line_end, label.group(0).lstrip(" \t>").startswith("#"))
+        body = text[label.end() : end]
+        if _ITEM.search(body) or _CODE.search(body) or _COMMAND_LINE.search(body):
+            return True
+    return False
+
+
 def _check_missing(region: Region) -> Iterator[Hit]:
     if is_composite(region):
         return
     found = _criteria_section(region)
     if found is None:
-        yield region.anchor()
+        if not (region.inferred and _loose_criteria(region)):
+            yield region.anchor()
         return
     label, end = found
     body = region.text[label.end() : end]
@@ -282,6 +317,12 @@ _WORKDIR_WORDS = (
     "operate",
     "stay",
     "cd ",
+    "director",
+    "root",
+    "folder",
+    "workspace",
+    "you're in",
+    "you are in",
 )
 
 
@@ -303,11 +344,29 @@ def _task_lists(text: str) -> Iterator[list[re.Match[str]]]:
         yield list(_TASK_LABEL.finditer(text))
     if lower.count("id:") > MAX_TASKS:
         yield list(_PLAN_TASK_ID.finditer(text))
-    if "tasks" not in lower:
+    if "task" not in lower:
         return
-    for heading in _TASKS_HEADING.finditer(text):
-        end = section_end(text, heading.end(), heading.group(0).lstrip().startswith("#"))
-        yield list(_TOP_ITEM.finditer(text, heading.end(), end))
+    if "tasks" in lower:
+        for heading in _TASKS_HEADING.finditer(text):
+            end = section_end(text, heading.end(), heading.group(0).lstrip().startswith("#"))
+            yield list(_TOP_ITEM.finditer(text, heading.end(), end))
+    for intro in _TASKS_INTRO.finditer(text):
+        yield _introduced(text, intro.end())
+
+
+def _introduced(text: str, after: int) -> list[re.Match[str]]:
+    """The items (list items, or a table's rows under its header) that follow a line
+    introducing tasks, blank lines between them allowed."""
+    first = _NON_BLANK.search(text, after)
+    if first is None:
+        return []
+    start = text.rfind("\n", 0, first.start()) + 1
+    end = section_end(text, start, False)
+    items = list(_TOP_ITEM.finditer(text, start, end))
+    if items:
+        return items
+    rows = [row for row in _ROW.finditer(text, start, end) if not _SEPARATOR_ROW.fullmatch(row[0])]
+    return rows[1:]  # the first row is the header
 
 
 def _check_task_count(region: Region) -> Iterator[Hit]:
@@ -364,7 +423,9 @@ runs them before it reports, the orchestrator runs them again and approves,
 retries with the failing output, or fails the task. Without them "done" is
 whatever the worker says. Composite Bash-chain dispatches (opening with
 `Load FILE. Then:` or chained on a named commit) hand over a commit instead
-and are exempt.""",
+and are exempt. In an unmarked prompt read as a work order, other labels
+followed by commands count too ("Done when:", "Finished means:",
+"Acceptance:", "Must pass", a "Check" heading).""",
     bad=Example(_WORKER_HEAD),
     check=_check_missing,
 )
@@ -403,7 +464,9 @@ MISSING_WORKDIR = _worker_rule(
 Workers share no state and start with no memory of the mission. Without a
 working directory a worker guesses where to write, its exit criteria run in
 the wrong folder, and two workers can overwrite each other. The orchestrator
-runs the criteria in that same directory.""",
+runs the criteria in that same directory. Any clear wording counts:
+`Working directory: PATH`, `cwd: PATH`, `Directory: PATH`, "work in `PATH`",
+"you're in PATH", or a `cd PATH` step.""",
     bad=Example(
         """[Execute] Task `report`: summarise the benchmark results
 
@@ -428,7 +491,10 @@ TOO_MANY_TASKS = Rule(
 Long plans fail in the middle: dependencies multiply, retries pile up and the
 orchestrator's own context fills with bookkeeping. Two to six focused tasks,
 each with its own exit criteria, keep a mission checkable; more work is a
-second mission planned after the first one lands.""",
+second mission planned after the first one lands. Tasks are counted as
+`Task N` labels, plan ids, the items under a Tasks heading, and the list
+items or table rows under a line that introduces tasks ("Break it into
+tasks:").""",
     applies_to="[Plan], [Execute] and other dispatch prompts that list tasks",
     bad=Example("[Plan] Lay out the migration as tasks.\n\n" + _SEVEN + BLOCK),
     good=Example("[Plan] Lay out the migration as tasks.\n\n" + _SIX + BLOCK),

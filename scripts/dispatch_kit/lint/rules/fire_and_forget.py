@@ -13,16 +13,24 @@ from collections.abc import Iterator
 
 from dispatch_kit.lint.document import Region
 from dispatch_kit.lint.patterns import lazy, match_at_words, search_words
-from dispatch_kit.lint.prose import all_negated, find_asked, matches
+from dispatch_kit.lint.prose import all_negated, find_asked
 from dispatch_kit.lint.registry import Example, Hit
 from dispatch_kit.lint.rules._shared import BLOCK, family
 
 EXECUTOR = frozenset({"executor"})
-_CLAIM = lazy(r"\bclaim|\bin[- ]progress\b|\block (?:it|each|the item)\b|\blease\b|\breserve")
-_CLAIM_WORD = r"(?:claim|label|in[- ]progress|lock|mark|reserve)"
+# A claim: the word, a lock or lease, or a change of the item's state that other runs see
+# ("relabel each", "move it to the Intake column", "set their state to 'dispatched'",
+# "mark up to 4 items [~]").
+_CLAIM = lazy(
+    r"\bclaim|\bin[- ]progress\b|\block (?:it|each|the item)\b|\blease\b|\breserve|\brelabel"
+    r"|\b(?:mark|move|set|swap|flip|change|update|label|tag|transition)\w*\b[^.\n]{0,60}?"
+    r"(?:\bstatus\b|\bstate\b|\blabel|\bcolumn\b|\b(?:to|as)[ \t]+[`'\"\[]|[ \t]\[)"
+)
+_CLAIM_WORD = r"(?:claim|label|in[- ]progress|lock|mark|reserve|relabel|status|state)"
 _CLAIM_AFTER = lazy(
     r"\b(?:spawn|dispatch|start|launch)\w*[ \t]+first\b"
-    r"|\b(?:spawn|dispatch|start|launch)\w*\b[^.]{0,80}?\b(?:then|afterwards|after that|later)\b"
+    r"|\b(?:spawn|dispatch|start|launch)\w*\b[^.]{0,80}?"
+    r"\b(?:then|afterwards|after that|later|once (?:it|they|the \w+)|when (?:it|they) ha)"
     r"[^.]{0,40}?\b"
     + _CLAIM_WORD
     + r"|\b"
@@ -35,7 +43,8 @@ _WAIT_SOURCE = (
     r"(?:will[ \t]+|should[ \t]+|must[ \t]+|then[ \t]+)?)"
     r"(?:wait(?:s|ing)?[ \t]+(?:for|on|until)\b|block(?:s|ing)?[ \t]+(?:on|until)\b|"
     r"poll(?:s|ing)?\b|monitor(?:s|ing)?\b|watch(?:es|ing)?\b|track(?:s|ing)?\b|"
-    r"check(?:s|ing)?[ \t]+(?:on|back)\b|follow(?:s|ing)?[ \t]+up[ \t]+on\b|supervis\w*)"
+    r"check(?:s|ing)?[ \t]+(?:on|back)\b|follow(?:s|ing)?[ \t]+up[ \t]+on\b|supervis\w*"
+    r"|follow(?:s|ing)?[ \t]+(?:it|them|each[ \t]+\w+)[ \t]+through\b)"
     r"[^.]{0,60}?\b(?:workers?|subagents?|agents?|completions?|them|their|results?|progress|"
     r"each|all|every|status|outputs?)\b"
     r"|\bsessions_yield\b|\bawait\b"
@@ -44,19 +53,34 @@ _WAIT = lazy(_WAIT_SOURCE.replace("{start}", "^"))
 # Over the whole text a sentence start is any place after white space (or the
 # very start), so this matches wherever _WAIT matches in some sentence.
 _WAIT_ANYWHERE = lazy(_WAIT_SOURCE.replace("{start}", r"(?<!\S)"))
+# A number as people write one in a cap: digits, a number word, a template placeholder.
+_NUMBER = (
+    r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a dozen"
+    r"|\{\{[^{}\n]{0,40}\}\}|\{[\w.]{1,40}\})"
+)
+# The ways people cap a run: "at most 6", "no more than five", "up to 3 per run", "limit: 5",
+# "max 6", "four repos per run at most", "only work on one item", "pick the three oldest".
 _CAP = lazy(
     r"\b(?:at most|no more than|not more than|maximum(?: of)?|max\.?|up to|"
-    r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*(?:[:=][ \t]*)?\d+"
-    r"|\u2264[ \t]*\d+|"
-    r"--(?:max|limit|cap)[\w-]*[ =]\d+"
+    r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*(?:[:=][ \t]*)?" + _NUMBER + r"\b"
+    r"|\u2264[ \t]*\d+|--(?:max|limit|cap)[\w-]*[ =]\d+"
+    r"|\b" + _NUMBER + r"(?: [\w-]+){0,3}? (?:per|a|each) (?:run|tick|pass|batch)\b"
+    r"|\b(?:only|just) (?:work on|take|pick|handle|dispatch|spawn) (?:one|a single)\b"
+    r"|\b(?:pick|take|select|choose|handle) the (?:\d+|two|three|four|five|six) "
+    r"(?:oldest|newest|first|top|highest|most)"
 )
-_CAP_OBJECT = lazy(
-    r"\b(?:items?|workers?|tasks?|issues?|jobs?|dispatch\w*|spawn\w*|agents?|subagents?|"
-    r"pull requests?|prs?|per run|this run|one run|each run)\b"
+# What a cap of a dispatch is not: a number of characters, lines, seconds, retries.
+_UNIT = lazy(
+    r"[ \t]*(?:%|(?:percent|characters?|chars?|lines?|seconds?|secs?|s|ms|minutes?|mins?|m"
+    r"|hours?|hrs?|h|words?|tokens?|bytes?|kb|mb|gb|times|retries|attempts|tries|rounds"
+    r"|iterations|sentences?|(?:search |tool )?calls?)\b)"
 )
 _TIMEOUT = lazy(
     r"\btime-?[ \t]?outs?\b|\btimeoutseconds\b|\bdeadline\b|\bhard (?:time )?limit\b|"
-    r"\bkilled (?:after|at)\b|\bwall[- ]clock\b|\btime limit\b"
+    r"\bkilled (?:after|at)\b|\bwall[- ]clock\b|\btime limit\b|\btimes?[ \t]+out\b"
+    r"|\b(?:run|job|session|executor|tick)\b[^.\n]{0,30}?\b(?:cut off|stop(?:s|ped)?|"
+    r"end(?:s|ed)?|abort\w*|terminat\w*)[ \t]+(?:after|at|within)\b"
+    r"|\bmax(?:imum)?\.?[ \t]*\d+[ \t]*(?:s|sec|seconds?|min|mins|minutes?|h|hours?)\b"
 )
 
 
@@ -75,16 +99,35 @@ _CLAIM_AFTER_STARTS = (
     "reserve",
 )
 # Every _CLAIM match starts at one of these.
-_CLAIM_STARTS = ("claim", "in-progress", "in progress", "lock ", "lease", "reserve")
+_CLAIM_STARTS = (
+    "claim",
+    "in-progress",
+    "in progress",
+    "lock ",
+    "lease",
+    "reserve",
+    "relabel",
+    "mark",
+    "move",
+    "set",
+    "swap",
+    "flip",
+    "chang",
+    "updat",
+    "label",
+    "tag",
+    "transition",
+)
 
 
 def _check_claim(region: Region) -> Iterator[Hit]:
-    if search_words(_CLAIM, region.lower, _CLAIM_STARTS) is None:
+    if search_words(_CLAIM, region.flat, _CLAIM_STARTS) is None:
         yield region.anchor()
         return
     if not match_at_words(_CLAIM_AFTER, region.flat, _CLAIM_AFTER_STARTS):
         return  # a sentence is a stretch of the flattened text: no match there, none in one
-    for offset, _ in find_asked(region, _CLAIM_AFTER, ("first", "then", "after", "later")):
+    words = ("first", "then", "after", "later", "once", "when")
+    for offset, _ in find_asked(region, _CLAIM_AFTER, words):
         yield region.at(offset, "claim each item before you dispatch it, not after")
 
 
@@ -128,49 +171,59 @@ def _wait_starts(flat: str, verb: int) -> range:
     return range(max(0, lead), verb + 1)
 
 
+# Reporting on the workers' outcome is waiting for them by another name.
+_SUMMARY = lazy(
+    r"\b(?:post|send|write|give|produce|share)\w*[ \t]+(?:(?:a|an|the|one|your)[ \t]+)?"
+    r"(?:[\w-]+[ \t]+)?(?:summary|report|recap|status update|progress table)\b"
+    r"|\blet (?:me|us) know how\b"
+    r"|\breport (?:back )?(?:on )?(?:their|the workers'?) (?:results?|outcomes?|progress)\b"
+)
+_SUMMARY_WORDS = ("summary", "report", "recap", "status update", "progress table", "know how")
+_SUMMARY_MESSAGE = (
+    "dispatch and exit: do not report on the workers' results from this run (their pull "
+    "requests, labels or a separate sweep report them)"
+)
+
+
 def _check_wait(region: Region) -> Iterator[Hit]:
-    if not region.mentions(_WAIT_WORDS) or all_negated(
+    waits = region.mentions(_WAIT_WORDS) and not all_negated(
         region, _WAIT_ANYWHERE, _WAIT_WORDS, _wait_starts
-    ):
-        return  # nothing asked for: no need to split the prompt into sentences
-    for offset, _ in find_asked(region, _WAIT, _WAIT_WORDS, anchored=True):
-        yield region.at(offset)
-
-
-def _capped_on_one_line(lower: str) -> bool:
-    """A sufficient test for the cap: a _CAP match and a _CAP_OBJECT match on one line
-    with no ``.``, ``!`` or ``?`` from the start of the first to the end of the other.
-
-    Both then sit in one sentence ("Take at most 4 issues"), which is all the
-    rule asks, and the prompt need not be split into sentences. A fence line
-    (```) belongs to no sentence, so it does not count. When this finds
-    nothing the exact, sentence-by-sentence check decides.
-    """
-    for cap in _CAP.finditer(lower):
-        start = lower.rfind("\n", 0, cap.start()) + 1
-        end = lower.find("\n", cap.end())
-        end = len(lower) if end < 0 else end
-        if lower[start:end].lstrip()[:3] in ("```", "~~~"):
-            continue
-        for thing in _CAP_OBJECT.finditer(lower, start, end):
-            span = lower[min(cap.start(), thing.start()) : max(cap.end(), thing.end())]
-            if "." not in span and "!" not in span and "?" not in span:
-                return True
-    return False
+    )
+    if waits:  # else nothing asked for: no need to split the prompt into sentences
+        for offset, _ in find_asked(region, _WAIT, _WAIT_WORDS, anchored=True):
+            yield region.at(offset)
+            return
+    if region.mentions(_SUMMARY_WORDS):
+        for offset, _ in find_asked(region, _SUMMARY, _SUMMARY_WORDS):
+            yield region.at(offset, _SUMMARY_MESSAGE)
+            return
 
 
 def _check_cap(region: Region) -> Iterator[Hit]:
-    if _capped_on_one_line(region.lower):
+    """A cap is any capped number that is not a unit of something else ("at most 80
+    characters", "max 5 minutes"), outside fenced code."""
+    lower = region.lower
+    for cap in _CAP.finditer(lower):
+        if _UNIT.match(lower, cap.end()) is not None or region.in_fence(cap.start()):
+            continue
         return
-    words = ("at most", "more than", "max", "up to", "cap", "limit", "\u2264", "--")
-    for sentence, _ in matches(region, _CAP, words):
-        if _CAP_OBJECT.search(sentence.text):
-            return
     yield region.anchor()
 
 
 # Every _TIMEOUT match starts at one of these.
-_TIMEOUT_STARTS = ("time", "deadline", "hard ", "killed ", "wall")
+_TIMEOUT_STARTS = (
+    "time",
+    "deadline",
+    "hard ",
+    "killed ",
+    "wall",
+    "run",
+    "job",
+    "session",
+    "executor",
+    "tick",
+    "max",
+)
 
 
 def _check_timeout(region: Region) -> Iterator[Hit]:
@@ -180,6 +233,23 @@ def _check_timeout(region: Region) -> Iterator[Hit]:
 
 def _check_no_reply(region: Region) -> Iterator[Hit]:
     if "NO_REPLY" not in region.text:
+        yield region.anchor()
+
+
+# A stale claim returned by a sweep, done here or by another job: "the hourly sweep puts
+# agent-working issues older than 3 hours back", "stale rows are reset by the janitor job".
+_SWEEP = lazy(
+    r"\bsweep|\bstale\b|\bjanitor\b|\breap(?:s|er|ing)?\b|\bexpir\w+|\bttl\b|\breclaim\w*"
+    r"|\breset\w*\b[^.]{0,80}?\b(?:claim\w*|stuck|older than|not moved|in[- ]progress|abandoned)"
+)
+_SWEEP_WORDS = ("sweep", "stale", "janitor", "reap", "expir", "ttl", "reclaim", "reset")
+
+
+def _check_sweep(region: Region) -> Iterator[Hit]:
+    if region.is_template:
+        return  # who sweeps is usually a variable's business: the rendered prompt is checked
+    lower = region.lower
+    if not region.mentions(_SWEEP_WORDS) or search_words(_SWEEP, lower, _SWEEP_WORDS) is None:
         yield region.anchor()
 
 
@@ -193,6 +263,8 @@ _GOOD = (
 3. For each: claim it first by swapping the `ready` label for `in-progress`; then spawn one
    worker for it without waiting.
 4. Once all are dispatched, exit. Do not wait for the workers or check on them.
+
+A separate sweep puts stale issues (no pull request after 3 hours) back to `ready`.
 
 """
     + BLOCK
@@ -239,7 +311,8 @@ WAITS = _executor_rule(
 The executor's job ends at the last spawn. An executor told to wait for its
 workers, or to watch their progress, runs into its own timeout and blocks the
 lane; completion is read later from state outside the session (a pull
-request, a label, a status file), by a separate review or sweep.""",
+request, a label, a status file), by a separate review or sweep. Posting a
+summary of what the workers did is waiting by another name.""",
     bad=Example(
         _variant(
             "4. Once all are dispatched, exit. Do not wait for the workers or check on them.",
@@ -258,7 +331,10 @@ NO_CAP = _executor_rule(
 A backlog of forty ready items must not become forty concurrent sessions:
 that trips rate limits and concurrent-session limits and buries the review
 that follows. A fixed cap per run (the patterns use six) bounds the damage;
-the rest waits for the next run.""",
+the rest waits for the next run. Any wording counts: "at most 6", "no more
+than five", "up to 3 per run", "four repos per run at most", "limit: 5",
+"max 6", "only work on one item"; a number of characters, lines or minutes
+is no cap.""",
     bad=Example(_variant("2. Take at most 4 issues, oldest first.", "2. Take every ready issue.")),
     check=_check_cap,
 )
@@ -296,4 +372,28 @@ single token NO_REPLY, which the scheduler drops.""",
     check=_check_no_reply,
 )
 
-RULES = (NO_CLAIM, WAITS, NO_CAP, NO_TIMEOUT, NO_REPLY)
+NO_SWEEP = _executor_rule(
+    code="DK306",
+    name="no-stale-claim-sweep",
+    severity="warning",
+    message="say what returns stale claims: a sweep that resets items claimed long ago "
+    "(here, or by a named separate job)",
+    rationale="""\
+A worker that crashes or times out leaves its item claimed for ever: no later
+run picks it up and nobody notices. The pattern pairs the claim with a
+periodic sweep that puts items stuck in progress for longer than a threshold
+back in the queue. The executor need not run the sweep itself; saying which
+job does (a janitor, the morning sweep) is enough. A warning: the sweep may
+live outside the prompt. Templates are checked once rendered, since the job
+that sweeps is usually one of their variables.""",
+    bad=Example(
+        _variant(
+            "\nA separate sweep puts stale issues (no pull request after 3 hours) back to "
+            "`ready`.\n",
+            "",
+        )
+    ),
+    check=_check_sweep,
+)
+
+RULES = (NO_CLAIM, WAITS, NO_CAP, NO_TIMEOUT, NO_REPLY, NO_SWEEP)

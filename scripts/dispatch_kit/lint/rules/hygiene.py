@@ -20,16 +20,25 @@ from dispatch_kit.lint.registry import Example, Hit, Rule
 from dispatch_kit.lint.rules._shared import BLOCK
 
 RETRY = frozenset({"retry"})
+# A count in a retry: digits, or a template's placeholder for them.
+_COUNT = r"(?:\d+|\{\{[^{}\n]{0,40}\}\}|\{[\w.]{1,40}\}|\$\{?\w{1,40}\}?)"
+# Which attempt, out of how many: "attempt 2/3", "Retry 3/3", "attempt 2 of 3", "retry
+# attempt {{n}} of {{max}}", "the last attempt". An attempt number alone leaves the budget out.
 _ATTEMPT = lazy(
-    r"\battempt[ \t]*(?:(?:#|no\.?|number)[ \t]*)?\d+"
-    r"|\b\d+[ \t]*(?:/|of)[ \t]*\d+\b[^\n]{0,15}\battempt"
-    r"|\b(?:first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th|last|final) (?:attempt|retry)\b"
-    r"|\bretry[ \t]*(?:(?:#|no\.?|number)[ \t]*)?\d+"
+    r"\b(?:attempt|retry|try|run)[ \t]*(?:(?:#|no\.?|number)[ \t]*)?"
+    + _COUNT
+    + r"[ \t]*(?:/|of|out of)[ \t]*"
+    + _COUNT
+    + r"|\b\d+[ \t]*(?:/|of)[ \t]*\d+\b[^\n]{0,15}\b(?:attempt|retr|tries|try)"
+    r"|\b(?:this is|on|for) (?:the|your) (?:last|final) (?:attempt|retry|try)\b"
+    r"|\bfinal (?:attempt|retry|try)\b"
+    r"|\b(?:attempts?|retries|tries) (?:left|remaining)\b|\bremaining (?:attempts|retries)\b"
 )
 _ERROR = lazy(
     r"\berrors?\b|\bstderr\b|\bstdout\b|\bstandard (?:error|output)\b|\bexit (?:code|status)\b"
     r"|\btraceback\b|\bfail(?:ed|ing)? (?:criteri(?:on|a)|checks?|tests?|with|because)\b"
     r"|\breason:|\boutput:|\bfailure:|\bverdict\b|\bassertion\w*\b|\bexception\b"
+    r"|\bexit(?:ed)?[ \t]+(?:with[ \t]+)?(?:code[ \t]+|status[ \t]+)?\d+"
 )
 _MODEL = lazy(
     r"\bclaude-(?:instant|\d(?:[\w.-]*\w)?|(?:opus|sonnet|haiku)(?:-[\w.]*\w)?)"
@@ -38,7 +47,7 @@ _MODEL = lazy(
     r"|\bgemini-\d(?:\.\d+)?(?:-[\w.]*\w)?|\bgemini[- ](?:\d(?:\.\d+)?[- ])?(?:pro|flash|ultra)\b"
     r"|\bo[134]-(?:mini|pro|preview)\b"
     r"|\b(?:llama|mistral|mixtral|qwen|deepseek|codestral)[- ]?\d(?:[\w.-]*\w)?"
-    r"|\bmodel[ \t]*[:=][ \t]*[\"'`]?(?:opus|sonnet|haiku)\b",
+    r"|(?:--model[ \t]*[ =]|\bmodel[ \t]*[:=])[ \t]*[\"'`]?(?:opus|sonnet|haiku)\b",
     re.I,
 )
 _SERVER_SOURCE = (
@@ -65,7 +74,8 @@ def _path(group: str) -> str:
 
 
 _WRITE_OUT = lazy(
-    r"\b(?:write|save|create|put|copy|move|output|store|dump|place|generate|append|log)\w*\b"
+    r"\b(?:write|save|create|put|copy|move|output|store|dump|place|generate|append|log|update"
+    r"|edit|modify|change|overwrite|bump|patch)\w*\b"
     r"[^.\n]{0,60}?\b(?:to|into|in|under|at|inside)[ \t]+"
     + _path("target")
     + r"|\b(?:edit|modify|overwrite|change|update|delete|remove|create|write)[ \t]+"
@@ -141,8 +151,11 @@ def _server_starts(flat: str, word: int) -> list[int]:
 
     Every alternative starts a word (``\\b`` then a letter), at most five
     blank-separated tokens before the key word: "spin up a local dev server",
-    "python3 -m http.server". A run of more than 40 blanks could stretch a
-    match further, so then every word start from the top of the text counts.
+    "python3 -m http.server". Blank runs are walked whole (``[ \\t]+`` has no
+    bound), but at most _SERVER_REACH other characters: no alternative holds
+    more before its key word ("bring up" and three "long-running"s hold 43),
+    so a longer walk only costs time. Unbounded, every "server" in a 1 MB
+    token of "serverserver..." rescanned the token from its start.
 
     "next" (in "context", "next step": a third of the corpus's key words) is
     only ever part of ``next dev``, which starts at the word itself; any other
@@ -152,18 +165,21 @@ def _server_starts(flat: str, word: int) -> list[int]:
     if flat.startswith("next", word):
         return [word]
     at = word
-    while at > 0 and flat[at - 1] not in " \t":
-        at -= 1
-    for _ in range(5):
+    floor = word - _SERVER_REACH  # moves back with each blank run: blanks are free
+    for _ in range(6):  # the key word's own token, then the five before it
+        while at > 0 and at > floor and flat[at - 1] not in " \t":
+            at -= 1
+        if at <= floor:
+            break
         gap = at
         while at > 0 and flat[at - 1] in " \t":
             at -= 1
-        if gap - at > 40:  # unusual spacing: fall back to the whole stretch
-            at = 0
-            break
-        while at > 0 and flat[at - 1] not in " \t":
-            at -= 1
-    return [match.start() for match in _WORD_START.finditer(flat, at, word + 1)]
+        floor -= gap - at
+    return [match.start() for match in _WORD_START.finditer(flat, max(at, 0), word + 1)]
+
+
+# Characters other than blanks a _SERVER match can hold before its key word.
+_SERVER_REACH = 64
 
 
 _WORD_START = lazy(r"(?<!\w)\w")
@@ -264,7 +280,10 @@ NO_ATTEMPT = Rule(
     rationale="""\
 A retried worker starts from nothing. Telling it which attempt this is, out of
 how many, lets it judge how much to change and tells a reader of the
-transcript where the task stands; the last attempt is the one to play safe.""",
+transcript where the task stands; the last attempt is the one to play safe.
+An attempt number alone ("attempt 2") leaves the budget out; "attempt 2/3",
+"attempt 2 of 3", "retry {{ n }} of {{ max }}" or "the last attempt" say
+both.""",
     applies_to="[Retry] prompts and templates",
     bad=Example(
         _RETRY_HEAD + "## Previous attempt failed\nError: `pytest -q` exited 1: "

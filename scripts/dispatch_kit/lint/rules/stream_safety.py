@@ -100,8 +100,29 @@ def _has(block: str, pattern: re.Pattern[str], words: tuple[str, ...]) -> bool:
     return bool(found) and pattern.search(block, min(found)) is not None
 
 
+# The three rules as people write them without the pack's block: "one short line before
+# every tool call", "announce each step in one line before the tool call that does it".
+_PROSE_PROGRESS = lazy(
+    r"\bprogress\b|\bbefore\b[^.\n]{0,40}?\bcalls?\b|\bcalls?\b[^.\n]{0,60}?\bbefore\b"
+)
+_PROSE_LINE = lazy(r"\b(?:one|a|single|short)[ -](?:short[ -])?(?:line|sentence)\b|\bannounce\b")
+
+
+def in_prose(region: Region) -> bool:
+    """Whether the prompt states all three rules in its own words, with no block.
+
+    Accepted only where the kind was inferred: a prompt written elsewhere has
+    no reason to know the pack's ``Stream-safety:`` label, and what keeps the
+    stream alive is the three rules, however they are worded.
+    """
+    lower = region.lower
+    if not (_PROSE_PROGRESS.search(lower) and _PROSE_LINE.search(lower) or "progress" in lower):
+        return False
+    return all(_has(lower, pattern, words) for _, pattern, words in PARTS[1:])
+
+
 def _check_missing(region: Region) -> Iterator[Hit]:
-    if not has_block(region):
+    if not has_block(region) and not (region.inferred and in_prose(region)):
         yield region.anchor()
 
 
@@ -141,8 +162,11 @@ and the orchestrator then redoes the work itself. Every [Execute] and [Plan]
 dispatch therefore carries the Stream-safety block, whose three rules keep the
 stream visibly alive. Inspection dispatches ([Inspect], a single read and an
 answer, or fewer than three calls) are exempt. A template satisfies the rule by
-importing the shared stream-safety clause.""",
-    applies_to="[Execute] and [Plan] dispatch prompts and templates",
+importing the shared stream-safety clause. An unmarked prompt that reads as a
+work order or a plan gets the rule too, and may state the three rules in its
+own words instead of the block.""",
+    applies_to="[Execute] and [Plan] dispatch prompts and templates, and unmarked prompts read "
+    "as either",
     bad=Example(_TASK),
     good=Example(_TASK + "\n" + BLOCK),
     kinds=STREAM_KINDS,

@@ -1,5 +1,10 @@
 """DK103: a dispatch that asks for work but carries no kind marker (part of the DK1 family).
 
+Most unmarked work orders are read as such by kind inference
+(:mod:`dispatch_kit.lint.infer`), and the [Execute] rules then run on them
+directly. This rule is the net below it: a request for edits or commands in a
+prompt the inference could not place.
+
 The stream-safety block (DK101) and the exit-criteria rules (DK2xx) run only on
 prompts marked [Execute] or [Plan]. A prompt without a marker gets only the
 rules that hold for every text, on purpose: an exploratory question must never
@@ -227,8 +232,8 @@ def _check(region: Region) -> Iterator[Hit]:
         )
 
 
-_BAD = """Implement the retry limit in src/payments/retry.py: stop after 5 attempts.
-Run the tests with `python3 -m pytest -q tests/test_retry.py`, then commit the change.
+_BAD = """You should raise the retry limit in src/payments/retry.py to 5 attempts.
+Run the tests with `python3 -m pytest -q tests/test_retry.py` once it is done.
 """
 _GOOD = (
     """[Execute] Task `retry-limit`: stop payment retries after 5 attempts
@@ -261,8 +266,11 @@ cut off, or report a success nobody can check. Say what the dispatch is. The
 rule only warns (words cannot prove intent) and only on prompts: prohibitions
 ("do not edit anything"), questions, descriptions and code quoted in fences
 do not count, and skills, agents and documents describe workers rather than
-dispatch them.""",
-    applies_to="unmarked prompt files, stdin, hook prompts and templates",
+dispatch them. Most unmarked work orders are read as [Execute] or [Plan]
+prompts from their content and get those rules directly; this warning is for
+the requests the reading cannot place.""",
+    applies_to="unmarked prompt files, stdin, hook prompts and templates whose kind is not "
+    "inferred",
     bad=Example(_BAD),
     good=Example(_GOOD),
     kinds=UNMARKED,
