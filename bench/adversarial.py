@@ -44,7 +44,7 @@ TOKENS = (
     "## Exit criteria\n", "- `", "`a", "a`", "working directory: ", "cwd: ", "task: ",
     "Task 1: ", "stream-safety: ", "attempt 1 ", "1/3 ", "write ", "write to ", "save it in ",
     "claim ", "dispatch ", "spawn ", "start ", "launch ", "then ", "load ", "commit ",
-    "git commit ", "server ", "npm run dev ", "python -m http.server ", "poll ", "until ",
+    "git commit ", "server ", "server", "npm run dev ", "python -m http.server ", "poll ", "until ",
     "in parallel ", "wait for ", "at most 3 ", "please ", "you should ", "the worker ",
     "and ", "not ", "whether ", "reads what ", "file_exists: ", "contains: ", "run: ",
     "agent: ", "subagent_type: ", "- id: ", "tasks ", "references/", "](references/",
@@ -76,6 +76,7 @@ def cases(size: int) -> Iterator[tuple[str, str]]:
         yield f"{name}+space*", token + " " * size
         yield f"({name}a)*", (token + "a") * (size // (len(token) + 1))
         yield f"({name} x)*", (token + " x") * (size // (len(token) + 2))
+        yield f"({name}+45 blanks)*", (token + " " * 45) * (size // (len(token) + 45))
 
 
 def event(prompt: str) -> bytes:
