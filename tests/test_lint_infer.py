@@ -218,3 +218,16 @@ def test_inference_and_rules_stay_linear_on_hostile_input(shape):
             ratio = min(ratio, _ratio(token, shape, 20_000))
             tries += 1
         assert ratio <= 24, f"{shape} {token!r}: {ratio:.1f}x for 8x the input"
+
+
+def test_the_demos_unmarked_prompt_is_the_corpus_entry_and_reads_as_an_executor():
+    """The demo shows a prompt from the wild-prompt corpus; both must stay the same text."""
+    from pathlib import Path
+
+    from dispatch_kit.demo import UNMARKED_PROMPT
+
+    corpus = Path(__file__).parent / "fixtures" / "wild-prompts"
+    assert (corpus / "executor-waits-and-summarises.md").read_text() == UNMARKED_PROMPT
+    assert read(UNMARKED_PROMPT) == ("executor", kinds.LIKELY)
+    found = lint_text(UNMARKED_PROMPT, config=Config())
+    assert {f.code for f in found} == {"DK302", "DK306"}

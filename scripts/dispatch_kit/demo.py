@@ -170,8 +170,19 @@ Add a "Download CSV" button to the report page. Start the dev server with
 """
 
 
+# A prompt from outside the pack, with none of its markers: the cron executor prompt
+# tests/fixtures/wild-prompts/executor-waits-and-summarises.md, written for the
+# wild-prompt corpus in a style common elsewhere (issue 14).
+UNMARKED_PROMPT = """Cron job (runs hourly, times out after 15 minutes).
+
+Check the `triage:ready` issues. If there are none, reply NO_REPLY. Otherwise take at most 5, move
+each to `triage:in-progress`, and spawn a fixer subagent for it. Then wait until all the fixers have
+finished and post a summary of what each one did to #eng-bots.
+"""
+
+
 def lint_prompts(ctx: DemoContext) -> None:
-    """Lint the rendered prompts (clean), then a deliberately broken one (findings, exit 1)."""
+    """Lint the rendered prompts (clean), a broken one, and an unmarked one from elsewhere."""
     ctx.cli("lint", ctx.shown(ctx.out / "prompts"))
     broken = ctx.out / "broken-prompt.md"
     broken.write_text(BROKEN_PROMPT, encoding="utf-8")
@@ -181,6 +192,18 @@ def lint_prompts(ctx: DemoContext) -> None:
     ctx.say(
         "`dispatch-kit lint --fix` inserts the missing Stream-safety block; "
         "`dispatch-kit rule DK101` explains a rule."
+    )
+    unmarked = ctx.out / "cron-prompt.md"
+    unmarked.write_text(UNMARKED_PROMPT, encoding="utf-8")
+    ctx.say()
+    ctx.say("A cron prompt written elsewhere carries no [Executor] marker; the linter reads it as")
+    ctx.say("one from its content (a schedule, a queue, workers to spawn) and applies the")
+    ctx.say("executor rules:")
+    ctx.cli("lint", ctx.shown(unmarked), expect=(1,))
+    ctx.say()
+    ctx.say(
+        "CI reports these at each rule's severity; the pre-dispatch hook reports them as "
+        "warnings, since the kind is only a likely reading. A marker settles it."
     )
 
 

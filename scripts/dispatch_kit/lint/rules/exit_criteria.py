@@ -48,7 +48,11 @@ _WORKDIR = lazy(
 _LOOSE_LABEL = lazy(
     r"^[ \t>]*(?:#{1,6}[ \t]*)?[*_]{0,2}(?:(?:it'?s[ \t]+|it[ \t]+is[ \t]+)?done[ \t]+when"
     r"|finished[ \t]+(?:means|when)|acceptance|must[ \t]+pass|success[ \t]+means"
-    r"|(?:checks?|verification)[*_]{0,2}[ \t]*:?[ \t]*$)",
+    r"|(?:checks?|verification)[*_]{0,2}[ \t]*:?[ \t]*$"
+    # any short line ending in a colon that says how done is checked: "Verified by (all
+    # exit 0):", "These must pass:", "Checked with:"
+    r"|[^\n]{0,60}\b(?:exits?[ \t]+0|verif\w*|checked|check[ \t]+with|pass(?:es)?|succeed\w*)\b"
+    r"[^\n]{0,40}:[ \t]*$)",
     re.I | re.M,
 )
 _COMMAND_LINE = lazy(r"^(?:[ \t]{2,}|\t)\S|`", re.M)

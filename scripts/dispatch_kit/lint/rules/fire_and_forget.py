@@ -23,7 +23,8 @@ EXECUTOR = frozenset({"executor"})
 # "mark up to 4 items [~]").
 _CLAIM = lazy(
     r"\bclaim|\bin[- ]progress\b|\block (?:it|each|the item)\b|\blease\b|\breserve|\brelabel"
-    r"|\b(?:mark|move|set|swap|flip|change|update|label|tag|transition)\w*\b[^.\n]{0,60}?"
+    r"|\b(?:mark|move|set|swap|flip|change|update|label|tag|transition|write|put|record|flag)"
+    r"\w*\b[^.\n]{0,60}?"
     r"(?:\bstatus\b|\bstate\b|\blabel|\bcolumn\b|\b(?:to|as)[ \t]+[`'\"\[]|[ \t]\[)"
 )
 _CLAIM_WORD = r"(?:claim|label|in[- ]progress|lock|mark|reserve|relabel|status|state)"
@@ -66,8 +67,11 @@ _CAP = lazy(
     r"|\u2264[ \t]*\d+|--(?:max|limit|cap)[\w-]*[ =]\d+"
     r"|\b" + _NUMBER + r"(?: [\w-]+){0,3}? (?:per|a|each) (?:run|tick|pass|batch)\b"
     r"|\b(?:only|just) (?:work on|take|pick|handle|dispatch|spawn) (?:one|a single)\b"
-    r"|\b(?:pick|take|select|choose|handle) the (?:\d+|two|three|four|five|six) "
+    r"|\b(?:pick|take|select|choose|handle|grab) the (?:\d+|two|three|four|five|six) "
     r"(?:oldest|newest|first|top|highest|most)"
+    r"|\b(?:pick|take|select|choose|handle|grab) the (?:first|oldest|newest|top) "
+    + _NUMBER
+    + r"\b"
 )
 # What a cap of a dispatch is not: a number of characters, lines, seconds, retries.
 _UNIT = lazy(
@@ -117,6 +121,10 @@ _CLAIM_STARTS = (
     "label",
     "tag",
     "transition",
+    "writ",
+    "put",
+    "record",
+    "flag",
 )
 
 
@@ -240,9 +248,24 @@ def _check_no_reply(region: Region) -> Iterator[Hit]:
 # agent-working issues older than 3 hours back", "stale rows are reset by the janitor job".
 _SWEEP = lazy(
     r"\bsweep|\bstale\b|\bjanitor\b|\breap(?:s|er|ing)?\b|\bexpir\w+|\bttl\b|\breclaim\w*"
+    r"|\bclean-?up\b|\bre-?queue\w*|\b(?:put|return|move)\w*\b[^.]{0,40}?\bback\b"
     r"|\breset\w*\b[^.]{0,80}?\b(?:claim\w*|stuck|older than|not moved|in[- ]progress|abandoned)"
 )
-_SWEEP_WORDS = ("sweep", "stale", "janitor", "reap", "expir", "ttl", "reclaim", "reset")
+_SWEEP_WORDS = (
+    "sweep",
+    "stale",
+    "janitor",
+    "reap",
+    "expir",
+    "ttl",
+    "reclaim",
+    "reset",
+    "clean",
+    "queue",
+    "put",
+    "return",
+    "move",
+)
 
 
 def _check_sweep(region: Region) -> Iterator[Hit]:
@@ -264,7 +287,7 @@ _GOOD = (
    worker for it without waiting.
 4. Once all are dispatched, exit. Do not wait for the workers or check on them.
 
-A separate sweep puts stale issues (no pull request after 3 hours) back to `ready`.
+A separate sweep returns stale issues (no pull request after 3 hours) to the ready list.
 
 """
     + BLOCK
@@ -388,8 +411,8 @@ live outside the prompt. Templates are checked once rendered, since the job
 that sweeps is usually one of their variables.""",
     bad=Example(
         _variant(
-            "\nA separate sweep puts stale issues (no pull request after 3 hours) back to "
-            "`ready`.\n",
+            "\nA separate sweep returns stale issues (no pull request after 3 hours) to the "
+            "ready list.\n",
             "",
         )
     ),

@@ -33,6 +33,9 @@ _ATTEMPT = lazy(
     r"|\b(?:this is|on|for) (?:the|your) (?:last|final) (?:attempt|retry|try)\b"
     r"|\bfinal (?:attempt|retry|try)\b"
     r"|\b(?:attempts?|retries|tries) (?:left|remaining)\b|\bremaining (?:attempts|retries)\b"
+    # in words: "second of three tries", "attempt two of three"
+    r"|\b(?:first|second|third|fourth|fifth|one|two|three|four|five) (?:of|out of) "
+    r"(?:two|three|four|five|six|\d+)\b"
 )
 _ERROR = lazy(
     r"\berrors?\b|\bstderr\b|\bstdout\b|\bstandard (?:error|output)\b|\bexit (?:code|status)\b"
