@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -47,9 +48,13 @@ def server_bindir() -> str | None:
 class Cluster:
     socket_dir: str
     user: str
+    port: int = 5432
 
-    def url(self, database: str = "postgres", schema: str | None = None) -> str:
-        url = f"postgresql://{self.user}@/{database}?host={quote(self.socket_dir)}"
+    def url(self, database: str = "postgres", schema: str | None = None,
+            tcp: bool = False) -> str:
+        """A URL for the Unix socket, or with ``tcp`` for 127.0.0.1 (if it listens there)."""
+        host = "127.0.0.1" if tcp else quote(self.socket_dir)
+        url = f"postgresql://{self.user}@/{database}?host={host}&port={self.port}"
         if schema:
             url += "&options=" + quote(f"-c search_path={schema}")
         return url
@@ -77,7 +82,14 @@ def require_postgres() -> str:
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[Cluster]:
     """A running throwaway cluster for the whole session (see the module docstring)."""
-    bindir = require_postgres()
+    with running_cluster(require_postgres()) as cluster:
+        yield cluster
+
+
+@contextmanager
+def running_cluster(bindir: str, tcp_port: int | None = None) -> Iterator[Cluster]:
+    """Start a throwaway cluster, yield it, stop it whatever happens (also used by bench/).
+    With ``tcp_port`` it also listens on 127.0.0.1 (the benchmark's loopback figures)."""
     server_user = "postgres" if os.geteuid() == 0 else None
     base = tempfile.mkdtemp(prefix="dk-pg-")
     os.chmod(base, 0o755)
@@ -94,16 +106,17 @@ def postgres_cluster() -> Iterator[Cluster]:
                                         "-U", db_user, "-E", "UTF8", "--no-sync"], server_user),
                        check=True, capture_output=True)
         # A test server: durability off (the cluster is thrown away), room for 16+ racers.
-        options = (f"-c listen_addresses='' -k {base} -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=200")
+        listen = f"127.0.0.1 -p {tcp_port}" if tcp_port else "''"
+        options = (f"-c listen_addresses={listen} -k {base} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         proc = subprocess.run(_as_server_user([pg_ctl, "-D", data, "-l", log, "-w", "-t", "60",
                                                "-o", options, "start"], server_user),
                               capture_output=True, text=True)
         started = True
         if proc.returncode != 0:
             detail = open(log).read()[-2000:] if os.path.exists(log) else proc.stderr
-            pytest.fail(f"PostgreSQL did not start: {detail}")
-        yield Cluster(base, db_user)
+            raise RuntimeError(f"PostgreSQL did not start: {detail}")
+        yield Cluster(base, db_user, tcp_port or 5432)
     finally:
         if started:
             subprocess.run(_as_server_user([pg_ctl, "-D", data, "-m", "immediate", "stop"],

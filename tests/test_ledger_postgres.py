@@ -211,3 +211,25 @@ def test_one_schema_definition_gives_both_engines_the_same_columns(tmp_path, pg_
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
             "AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]
     assert sqlite_cols == pg_cols
+
+
+def test_four_runners_sharing_one_mission_run_every_task_once(tmp_path, pg_url):
+    """Runners racing for one mission: a runner that lost a race claims before it starts a
+    worker (``claim_next``), so no task's worker ever runs twice."""
+    plan = small_plan(tmp_path, [{"id": f"t{i:02d}"} for i in range(24)], retries=0)
+    log = tmp_path / "ran.log"
+    argv = [sys.executable, "-m", "dispatch_kit", "run", str(plan), "--db", pg_url, "--quiet",
+            "--max-tasks", "24",
+            "--worker", f"echo {{task}} >> {log}; : > done.txt"]
+    runners = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=cli_env()) for _ in range(4)]
+    for proc in runners:
+        _, err = proc.communicate(timeout=GUARD)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    ran = Counter(log.read_text().split())
+    assert len(ran) == 24 and set(ran.values()) == {1}
+    with Ledger.open(pg_url) as ledger:
+        status = ledger.status("plan")
+        holders = {e["actor"] for e in ledger.events("plan") if e["kind"] == "verified"}
+    assert status["state"] == "complete"
+    assert len(holders) > 1  # they shared the work

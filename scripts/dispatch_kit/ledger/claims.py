@@ -86,13 +86,15 @@ class Claims(LedgerQueries):
                 return None
             return self._claim_row(db, mission_id, row["id"], row, holder, lease,
                                    holder_pid=holder_pid, holder_start=holder_start,
-                                   worker=worker, expect_attempt=None, now=now)
+                                   worker=worker, expect_attempt=None, now=now,
+                                   unblocked=True)
 
     def _claim_row(self, db: Any, mission_id: str, task_id: str, row: Any, holder: str,
                    lease: float, *, holder_pid: int | None, holder_start: str | None,
                    worker: Worker | None, expect_attempt: int | None,
-                   now: float) -> ClaimResult:
-        """The claim itself, on a task row the caller read (and locked) in ``db``."""
+                   now: float, unblocked: bool = False) -> ClaimResult:
+        """The claim itself, on a task row the caller read (and locked) in ``db``;
+        ``unblocked`` when that read already required every dependency verified."""
         max_attempts = 1 + row["max_retries"]
         if row["state"] in IN_FLIGHT:
             held = db.execute(
@@ -111,7 +113,7 @@ class Claims(LedgerQueries):
         if expect_attempt is not None and row["attempt"] != expect_attempt:
             return ClaimResult(False, task_id, f"at attempt {row['attempt']}",
                                attempt=row["attempt"], max_attempts=max_attempts)
-        blockers = db.execute(
+        blockers = [] if unblocked else db.execute(
             "SELECT u.id, u.state FROM deps d JOIN tasks u ON u.mission_id = d.mission_id "
             "AND u.id = d.dep_id WHERE d.mission_id = ? AND d.task_id = ? "
             "AND u.state != 'verified' ORDER BY u.seq",
@@ -179,11 +181,10 @@ class Claims(LedgerQueries):
         on the runner's hot path)."""
         with self._tx() as db:
             now = self._now(now)
-            self._task_state(db, mission_id, task_id)  # the task's row lock, as claim takes
-            claim = db.execute(
+            claim = db.execute(  # locks the claim and its task row, as claim and record do
                 "SELECT c.attempt_id, c.holder, c.lease_expires, t.state, t.attempt FROM claims c "
                 "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
-                "WHERE c.mission_id = ? AND c.task_id = ?",
+                "WHERE c.mission_id = ? AND c.task_id = ?" + self.store.for_update,
                 (mission_id, task_id),
             ).fetchone()
             if claim is None:
@@ -240,12 +241,12 @@ class Claims(LedgerQueries):
               holder_pid: int | None, holder_start: str | None, reason: str) -> bool:
         """Take over a live worker whose holder died (a killed runner): keep its attempt."""
         with self._tx() as db:
-            cur = db.execute(
+            taken = db.execute(  # RETURNING, not rowcount: pipelined backends count late
                 "UPDATE claims SET holder = ?, holder_pid = ?, holder_start = ?, host = ? "
-                "WHERE mission_id = ? AND task_id = ? AND attempt_id = ?",
+                "WHERE mission_id = ? AND task_id = ? AND attempt_id = ? RETURNING attempt_id",
                 (holder, holder_pid, holder_start, hostname(), mission_id, task_id, attempt_id),
-            )
-            if cur.rowcount != 1:
+            ).fetchone()
+            if taken is None:
                 return False
             db.execute("UPDATE attempts SET holder = ? WHERE id = ?", (holder, attempt_id))
             number = self._attempt_number(db, attempt_id)

@@ -80,12 +80,12 @@ def finish_if_done(db: Any, mission_id: str, now: float, lock: str = "") -> None
         (mission_id,),
     ).fetchone()
     if still_open is None:
-        cur = db.execute(
+        stamped = db.execute(
             "UPDATE missions SET finished_at = ?, updated_at = ? "
-            "WHERE id = ? AND finished_at IS NULL",
+            "WHERE id = ? AND finished_at IS NULL RETURNING id",
             (now, now, mission_id),
-        )
-        if cur.rowcount:
+        ).fetchone()
+        if stamped is not None:
             append_event(db, mission_id, None, "finished", at=now)
 
 

@@ -7,7 +7,6 @@ timeout) and the next run carries on where it left off.
 from __future__ import annotations
 
 import os
-import random
 import selectors
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,8 +25,6 @@ from dispatch_kit.runner.recovery import Recovery
 from dispatch_kit.runner.start import Starting
 from dispatch_kit.runner.state import Running
 from dispatch_kit.runner.watch import Watching
-
-CONTENDED_WINDOW = 8  # ready tasks looked at per free slot once runners race
 
 
 class Runner(Detaching, Starting, Recovery, Watching):
@@ -79,8 +76,12 @@ class Runner(Detaching, Starting, Recovery, Watching):
                 if time.monotonic() - self._last_recover > RECOVER_EVERY:
                     self.recover()
                 slots = self.opts.wip - len(self.running) - len(self.checking)
-                if slots > 0:
-                    for row in self._ready(slots):
+                if slots > 0 and self.contended:
+                    for _ in range(slots):  # runners share the mission: claim, then start
+                        if not self._start_next():
+                            break
+                elif slots > 0:
+                    for row in self.ledger.next_ready(self.mission, limit=slots):
                         self._start(row)
                 if not self.running and not self.checking:
                     if self.ledger.in_flight(self.mission):
@@ -99,17 +100,6 @@ class Runner(Detaching, Starting, Recovery, Watching):
             self.close()
         return self.ledger.status(self.mission)
 
-    def _ready(self, slots: int) -> list[TaskRow]:
-        """The next ``slots`` ready tasks. Alone, in plan order; once another runner won a
-        claim from this one, a random pick from a wider window, so runners sharing a mission
-        spread over its ready tasks instead of all starting a worker for the same first one
-        (each lost race costs a gated worker that never runs)."""
-        if not self.contended:
-            return self.ledger.next_ready(self.mission, limit=slots)
-        rows = self.ledger.next_ready(self.mission, limit=slots * CONTENDED_WINDOW)
-        random.shuffle(rows)
-        return rows[:slots]
-
     # Tracing hook-ins: each worker gets its attempt's TRACEPARENT, the claim keeps the
     # span's ids, every sweep may have ended attempts to emit.
     def _prepare(self, row: TaskRow):
@@ -121,6 +111,13 @@ class Runner(Detaching, Starting, Recovery, Watching):
     def _claim(self, row: TaskRow, worker: Worker | None = None) -> ClaimResult:
         result = super()._claim(row, worker)
         if self.trace is not None and worker is not None and result.ok:
+            self.trace.attempt_claimed(row.id, result.attempt_id)
+        return result
+
+    def _dispatch_claimed(self, row: TaskRow, claimed: ClaimResult,
+                          worker: Worker) -> ClaimResult:
+        result = super()._dispatch_claimed(row, claimed, worker)
+        if self.trace is not None:
             self.trace.attempt_claimed(row.id, result.attempt_id)
         return result
 

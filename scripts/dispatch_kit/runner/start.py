@@ -18,6 +18,7 @@ from dispatch_kit.ledger import ClaimResult, TaskRow, Worker
 from dispatch_kit.procs import BoundedLog, pid_start
 from dispatch_kit.runner.collect import failing_entry
 from dispatch_kit.runner.files import pipe_path
+from dispatch_kit.runner.options import LEASE_MARGIN
 from dispatch_kit.runner.progress import emit_record
 from dispatch_kit.runner.prompts import build_prompt, worker_command, worker_env
 from dispatch_kit.runner.state import Running
@@ -61,7 +62,25 @@ class Starting(Watching):
             holder_start=self.me_start, worker=worker, expect_attempt=row.attempt,
         )
 
-    def _start(self, row: TaskRow) -> None:
+    def _start_next(self) -> bool:
+        """Claim the next ready task first, then start its worker; False when none is ready.
+
+        For runners sharing a mission (after one lost a race): ``claim_next`` passes
+        over tasks other runners are claiming at the same moment, so no race is lost
+        and no prompt is rendered nor worker started for a task another runner gets.
+        The claim holds this runner's pid until the worker's is recorded: if the runner
+        dies in between, its gated worker exits unstarted and a sweep gives the claim
+        back without spending the attempt.
+        """
+        lease = self.opts.lease or max(self._timeout(t) for t in self.tasks) + LEASE_MARGIN
+        claimed = self.ledger.claim_next(self.mission, self.holder, lease,
+                                         holder_pid=os.getpid(), holder_start=self.me_start)
+        if claimed is None:
+            return False
+        self._start(self.ledger.task(self.mission, claimed.task_id), claimed)
+        return True
+
+    def _start(self, row: TaskRow, claimed: ClaimResult | None = None) -> None:
         """Start one worker so that it survives this runner and never runs twice.
 
         The worker is started first but waits on a gate (a pipe on its stdin);
@@ -100,14 +119,15 @@ class Starting(Watching):
         except (InputError, OSError) as exc:
             for fd in opened:
                 os.close(fd)
-            self._give_up_start(row, exc)
+            self._give_up_start(row, exc, claimed)
             return
         for fd in (write_fd, spare_fd, gate_r):
             os.close(fd)
         worker = Worker(pid=proc.pid, pid_start=pid_start(proc.pid), log_path=str(log_path),
                         prompt_path=str(prompt))
         try:
-            result = self._claim(row, worker)
+            result = self._claim(row, worker) if claimed is None else \
+                self._dispatch_claimed(row, claimed, worker)
         except BaseException:
             os.close(gate_w)
             proc.wait()
@@ -138,10 +158,21 @@ class Starting(Watching):
                            f"{row.max_attempts}, pid {proc.pid})", attempt=row.attempt,
                            pid=proc.pid, log=str(log_path))
 
-    def _give_up_start(self, row: TaskRow, exc: Exception) -> None:
+    def _dispatch_claimed(self, row: TaskRow, claimed: ClaimResult,
+                          worker: Worker) -> ClaimResult:
+        """Record the worker of a task claimed before it started (see ``_start_next``)."""
+        self.ledger.mark_dispatched(
+            self.mission, row.id, self.holder, pid=worker.pid, pid_start=worker.pid_start,
+            lease=self._lease(row.id), log_path=worker.log_path,
+            prompt_path=worker.prompt_path, fetch=False,
+        )
+        return claimed
+
+    def _give_up_start(self, row: TaskRow, exc: Exception,
+                       claimed: ClaimResult | None = None) -> None:
         """The worker could not even start (bad template, cwd not creatable): a failed attempt,
         so that an error that repeats ends in a failed task rather than a loop."""
-        result = self._claim(row)
+        result = self._claim(row) if claimed is None else claimed
         if not result.ok:
             return
         message = f"the runner could not start the worker: {exc}"

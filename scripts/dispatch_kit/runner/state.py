@@ -75,7 +75,7 @@ class RunnerState:
     tasks: dict[str, Task]
     task_dirs: dict[str, Path]
     trace: MissionTrace | None  # dispatch_kit.telemetry; None unless OTEL_ asks for traces
-    contended: bool  # another runner won a claim from this one (spread over ready tasks)
+    contended: bool  # another runner won a claim from this one: claim first, then start
 
     def _timeout(self, task_id: str) -> float:
         return self.opts.timeout or float(self.tasks[task_id].timeout)

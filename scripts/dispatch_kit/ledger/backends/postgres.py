@@ -56,9 +56,15 @@ class Row(tuple):
         return list(self._index)
 
 
+_ROW_TYPES: dict[tuple[str, ...], type[Row]] = {}
+
+
 def _row_factory(cursor: Any) -> Any:
-    names = [c.name for c in cursor.description or ()]
-    row_type = type("Row", (Row,), {"_index": {n: i for i, n in enumerate(names)}})
+    names = tuple(c.name for c in cursor.description or ())
+    row_type = _ROW_TYPES.get(names)
+    if row_type is None:  # one class per column list, not per query
+        row_type = _ROW_TYPES[names] = type(
+            "Row", (Row,), {"_index": {n: i for i, n in enumerate(names)}})
 
     def make(values: Sequence[Any]) -> Row:
         return row_type(values)
@@ -173,8 +179,13 @@ class PostgresStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One write transaction; the rows it locks stay locked until it ends."""
-        with self.conn.raw.transaction():
+        """One write transaction; the rows it locks stay locked until it ends.
+
+        In pipeline mode: statements whose results nobody reads yet (the writes and the
+        event rows after a claim's decision) go to the server together, with the COMMIT,
+        in one round trip instead of one each. A result that is read (``fetchone``)
+        waits for its statement, so every decision still sees what it asked for."""
+        with self.conn.raw.pipeline(), self.conn.raw.transaction():
             yield self.conn
 
     @contextmanager
