@@ -7,7 +7,9 @@ then writes ``{"exit_code", "timed_out", "duration"}`` next to the log, which
 is what a later ``run`` or ``ledger sweep`` reads when it collects the result.
 
 Run as ``python -m dispatch_kit.supervise --timeout S --log F --exit-file F -- CMD...``;
-it imports only the standard library and :mod:`dispatch_kit.procs`.
+it imports only the standard library, :mod:`dispatch_kit.procs` and
+:mod:`dispatch_kit.reaper` (on Linux it adopts the worker's orphans and kills
+them when the worker ends).
 
 With ``--lock F`` it holds ``F`` locked (flock) and hands the locked descriptor
 to the worker, and records the worker's pid in ``--worker-file``: a supervisor
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.gate and not sys.stdin.buffer.readline().endswith(b"\n"):
         return 97
     started = time.time()
+    from dispatch_kit import reaper
+
+    reaper.become_subreaper()  # the worker's setsid'd descendants come back here, then die
     lock_fd = _take_lock(args.lock) if args.lock else None
     log = BoundedLog(Path(args.log), args.log_limit)
     stdin = open(args.prompt, "rb") if args.prompt else subprocess.DEVNULL  # noqa: SIM115
@@ -105,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         os.killpg(proc.pid, signal.SIGKILL)  # anything it left running in its group
     except (ProcessLookupError, PermissionError):
         pass
+    reaper.kill_orphans()  # and anything that left the group (Linux; see dispatch_kit.reaper)
     if open_pipe:
         pump(fd, log, final=True)
     log.close()

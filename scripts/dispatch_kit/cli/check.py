@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from dispatch_kit import telemetry
+    from dispatch_kit import reaper, telemetry
     from dispatch_kit.check import DEFAULT_CRITERION_TIMEOUT, check_plan, render_text
     from dispatch_kit.errors import EXIT_BAD_INPUT
 
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, terminate)
     started_ns = time.time_ns()
+    reaper.become_subreaper()  # a criterion's setsid'd children come back here, then die
     try:
         result = check_plan(
             in_workspace(plan, args.workspace),
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             default_timeout=args.timeout or DEFAULT_CRITERION_TIMEOUT,
         )
     finally:
+        reaper.kill_orphans()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if telemetry.enabled():  # spans only when the OTEL_ environment asks for them

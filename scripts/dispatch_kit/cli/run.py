@@ -103,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
                           f"{item['max_attempts']} pid {item['pid']} lease until "
                           f"{item['lease_expires']} log {item['log']}")
                 return 0
+            from dispatch_kit import reaper
+
+            # What a worker or criterion starts in a new session comes back here, then dies.
+            reaper.become_subreaper()
             try:
                 status = runner.run()
             except KeyboardInterrupt:
@@ -110,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
                     print("dispatch-kit run: interrupted; workers stopped, claims released "
                           "(run again to resume)", file=sys.stderr)
                 return 130
+            finally:
+                reaper.kill_orphans()
     finally:
         restore()
     if args.jsonl:
