@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--task", required=True, metavar="ID", help="task id in the plan")
         p.add_argument("--by", default=DEFAULT_HOLDER, metavar="NAME",
                        help="who holds the claim (default: %(default)s)")
-        p.add_argument("--db", help="ledger database file (default: under the workspace)")
+        p.add_argument("--db", help="ledger database file or postgresql:// URL (default: "
+                       "under the workspace)")
         p.add_argument("--mission", help="mission id (needed when the ledger holds several)")
 
     p = sub.add_parser(

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "--max-dispatch)")
     parser.add_argument("--timeout", metavar="DURATION",
                         help="time limit per attempt (default: the task's timeout in the plan)")
-    parser.add_argument("--db", help="ledger file (default: .dispatch/ledger.db in the workspace)")
+    parser.add_argument("--db", help="ledger file or postgresql:// URL (default: "
+                        "$DISPATCH_KIT_LEDGER, else .dispatch/ledger.db in the workspace)")
     parser.add_argument("--mission", help="mission id in the ledger (default: the plan's name)")
     parser.add_argument("--by", metavar="NAME", help="holder name for claims")
     parser.add_argument("--max-tasks", type=int, default=6, help="task cap for plan validation")
