@@ -438,6 +438,12 @@ class Builder:
                 f"Hard timeout: this run is stopped after {timeout} s "
                 f"(timeoutSeconds: {timeout}).\n"
             )
+        # The pattern's stale-claim sweep (DK306), named the same way in every executor:
+        # no random draw, so the rest of the corpus stays what it was.
+        out.append(
+            "A separate sweep returns items stuck in `status:in-progress` for over 2 hours to "
+            "`status:ready`.\n"
+        )
         return "\n".join(out)
 
     def retry(self, defect: str | None) -> str:
