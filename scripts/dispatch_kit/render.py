@@ -402,14 +402,19 @@ def _tail(text: Any) -> str:
 
 
 def load_check(path: str) -> dict[str, Any]:
-    """A check result document (``dispatch-kit check --format json``) read from ``path``."""
-    from dispatch_kit.yamlfile import read_text
+    """A check result document (``dispatch-kit check --format json``) read from ``path``.
+
+    ``ledger record`` turns it into a verdict and ``render retry`` into a prompt,
+    so it is held to its own schema (``schemas/check-result.schema.json``) first:
+    the string "false" as ``passed`` must not verify a task, an ``index`` of -7
+    must not pick a criterion from the end. Errors point at ``file:line:col``.
+    """
+    from dispatch_kit.json_positions import load_json
+    from dispatch_kit.yamlfile import locate, read_text, to_plain
 
     text = read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno, exc.colno) from None
+    doc = load_json(text, path)
+    data = to_plain(doc)
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
         raise InputError(
             "not a check result: expected a JSON object with a 'tasks' list "
@@ -421,10 +426,53 @@ def load_check(path: str) -> dict[str, Any]:
     if data.get("version") != 1:
         raise InputError(
             f"unsupported check result version {data.get('version')!r}; expected 1",
-            path=path,
-            line=_line_of(text, '"version"'),
+            path,
+            *locate(doc, ["version"]),
+        )
+    error = _non_finite(data, []) or _check_schema_error(data)
+    if error is not None:
+        keys, message = error
+        where = "/".join(str(k) for k in keys)
+        raise InputError(
+            f"not a check result: {where + ': ' if where else ''}{message}", path,
+            *locate(doc, keys),
         )
     return data
+
+
+def _non_finite(data: Any, keys: list[Any]) -> tuple[list[Any], str] | None:
+    """(path, message) of a NaN or infinity (``1e400``, ``Infinity``): no check prints one."""
+    import math
+
+    if isinstance(data, float) and not math.isfinite(data):
+        return keys, f"{data!r} is not a finite number"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(
+        data, list) else ()
+    for key, value in items:
+        found = _non_finite(value, [*keys, key])
+        if found is not None:
+            return found
+    return None
+
+
+def _check_schema_error(data: Any) -> tuple[list[Any], str] | None:
+    """(path, message) of the first way ``data`` breaks the check result schema, or None."""
+    from importlib import resources
+
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(
+        resources.files("dispatch_kit").joinpath("schemas/check-result.schema.json").read_text()
+    )
+    errors = sorted(Draft202012Validator(schema).iter_errors(data),
+                    key=lambda e: [str(k) for k in e.absolute_path])
+    if not errors:
+        return None
+    first = errors[0]
+    message = first.message
+    if len(message) > 200:
+        message = message[:200] + "..."
+    return list(first.absolute_path), message
 
 
 def select_task_check(document: Mapping[str, Any], task_id: str, path: str) -> dict[str, Any]:

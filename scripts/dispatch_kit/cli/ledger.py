@@ -198,11 +198,32 @@ def _next(args: argparse.Namespace) -> int:
     return 0
 
 
-def _claim(args: argparse.Namespace) -> int:
+# Bounds of --pid and --lease: a Linux pid is at most 2**22; a lease past ten years is a
+# typo, and past the platform's time_t it crashed the ledger's clock arithmetic.
+MAX_PID = 1 << 22
+MAX_LEASE = 10 * 365 * 86400
+
+
+def _lease_and_pid(args: argparse.Namespace) -> float | None:
+    """The --lease in seconds (None when not given), after --pid and --lease are in range."""
     from dispatch_kit.durations import parse_duration
+    from dispatch_kit.errors import InputError
+
+    pid = getattr(args, "pid", None)
+    if pid is not None and not 0 < pid <= MAX_PID:
+        raise InputError(f"bad value {pid}: a process id is 1 to {MAX_PID}", path="--pid")
+    if not args.lease:
+        return None
+    lease = parse_duration(args.lease, option="--lease")
+    if lease > MAX_LEASE:
+        raise InputError(f"bad value {args.lease!r}: at most ten years", path="--lease")
+    return lease
+
+
+def _claim(args: argparse.Namespace) -> int:
     from dispatch_kit.procs import pid_start
 
-    lease = parse_duration(args.lease, option="--lease")
+    lease = _lease_and_pid(args)
     ledger, mission = _open(args)
     code = 0
     with ledger:
@@ -218,11 +239,10 @@ def _claim(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from dispatch_kit.durations import parse_duration
     from dispatch_kit.ledger import iso
     from dispatch_kit.procs import pid_start
 
-    lease = parse_duration(args.lease, option="--lease") if args.lease else None
+    lease = _lease_and_pid(args)
     ledger, mission = _open(args)
     with ledger:
         claim = ledger.mark_dispatched(

@@ -1,0 +1,86 @@
+"""Issue 13, bad input: the check result document held to its schema before anything trusts
+it (``ledger record``, ``render retry``), and ``--pid``/``--lease`` bounded in the ledger CLI.
+
+Each case must end in one line ``file:line:col: message`` (or ``--flag: message``)
+and exit 2, and never change the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from test_runner import db_states, small_plan
+
+LOCATED = re.compile(r"^[^:\n]+\.json:\d+:\d+: not a check result: .+\n$")
+
+
+def checked(tmp_path: Path, cli) -> tuple[Path, dict]:
+    plan = small_plan(tmp_path, [{"id": "a", "criteria": ["false"]}, {"id": "b"}])
+    (tmp_path / "ws" / "a").mkdir(parents=True)
+    result = cli("check", str(plan), "--task", "a", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    return plan, json.loads(result.stdout)
+
+
+def write(tmp_path: Path, doc: dict | str) -> Path:
+    path = tmp_path / "result.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc, indent=2))
+    return path
+
+
+def one_located_line(result) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert LOCATED.match(result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ledger_record_refuses_the_string_false_as_passed(tmp_path, cli):
+    plan, doc = checked(tmp_path, cli)
+    doc["passed"] = "false"
+    doc["tasks"][0]["passed"] = "false"
+    db = tmp_path / "ws" / ".dispatch" / "ledger.db"
+    assert cli("ledger", "init", str(plan)).returncode == 0
+    assert cli("ledger", "claim", "a", "--plan", str(plan), "--by", "me").returncode == 0
+    result = cli("ledger", "record", "a", "--plan", str(plan), "--check",
+                 str(write(tmp_path, doc)))
+    one_located_line(result)
+    assert db_states(db)["a"] != "verified"
+
+
+@pytest.mark.parametrize("criteria", ["x", [1], [{"index": "0"}], None])
+def test_ledger_record_refuses_malformed_criteria(tmp_path, cli, criteria):
+    plan, doc = checked(tmp_path, cli)
+    doc["tasks"][0]["criteria"] = criteria
+    assert cli("ledger", "init", str(plan)).returncode == 0
+    result = cli("ledger", "record", "a", "--plan", str(plan), "--check",
+                 str(write(tmp_path, doc)))
+    one_located_line(result)
+
+
+@pytest.mark.parametrize("field,value", [("index", -7), ("duration", "1e400"),
+                                         ("duration", "Infinity"), ("verdict", "maybe")])
+def test_render_retry_refuses_values_no_check_prints(tmp_path, cli, field, value):
+    plan, doc = checked(tmp_path, cli)
+    doc["tasks"][0]["criteria"][0][field] = "@@"
+    text = json.dumps(doc, indent=2).replace('"@@"', str(value) if field != "verdict"
+                                             else json.dumps(value))
+    result = cli("render", "retry", "--plan", str(plan), "--task", "a", "--attempt", "1",
+                 "--check", str(write(tmp_path, text)))
+    one_located_line(result)
+    line = int(result.stderr.split(":")[1])
+    assert f'"{field}"' in text.splitlines()[line - 1]  # the line of the bad value
+
+
+@pytest.mark.parametrize("flag,value", [("--pid", "99999999999999999999"), ("--pid", "-5"),
+                                        ("--lease", "99999999999999999999d"),
+                                        ("--lease", "9999999999999h")])
+def test_ledger_pid_and_lease_out_of_range(tmp_path, cli, flag, value):
+    plan = small_plan(tmp_path, [{"id": "a"}, {"id": "b"}])
+    assert cli("ledger", "init", str(plan)).returncode == 0
+    for command in (["claim", "a"], ["dispatch", "a"]):
+        result = cli("ledger", *command, "--plan", str(plan), "--by", "me", flag, value)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"{flag}: bad value") and result.stderr.count("\n") == 1
