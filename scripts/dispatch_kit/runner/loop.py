@@ -57,6 +57,7 @@ class Runner(Detaching, Starting, Recovery, Watching):
         self.tasks = {task.id: task for task in plan.tasks}
         self.task_dirs = {task.id: plan.task_dir(task) for task in plan.tasks}
         self.contended = False  # set once a claim is lost to another runner
+        self._next_lease: float | None = None  # claim_next's lease (see Starting._start_next)
         # Traces only when the OTEL_ environment asks (dispatch_kit.telemetry); else None.
         # The trace store speaks SQLite: a ledger on PostgreSQL runs untraced for now.
         self.trace = telemetry.for_mission(

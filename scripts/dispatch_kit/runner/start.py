@@ -72,8 +72,10 @@ class Starting(Watching):
         dies in between, its gated worker exits unstarted and a sweep gives the claim
         back without spending the attempt.
         """
-        lease = self.opts.lease or max(self._timeout(t) for t in self.tasks) + LEASE_MARGIN
-        claimed = self.ledger.claim_next(self.mission, self.holder, lease,
+        if self._next_lease is None:  # the longest any task may need; set exactly at dispatch
+            self._next_lease = self.opts.lease or max(
+                self._timeout(t) for t in self.tasks) + LEASE_MARGIN
+        claimed = self.ledger.claim_next(self.mission, self.holder, self._next_lease,
                                          holder_pid=os.getpid(), holder_start=self.me_start)
         if claimed is None:
             return False

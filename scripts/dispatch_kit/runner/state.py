@@ -76,6 +76,7 @@ class RunnerState:
     task_dirs: dict[str, Path]
     trace: MissionTrace | None  # dispatch_kit.telemetry; None unless OTEL_ asks for traces
     contended: bool  # another runner won a claim from this one: claim first, then start
+    _next_lease: float | None
 
     def _timeout(self, task_id: str) -> float:
         return self.opts.timeout or float(self.tasks[task_id].timeout)

@@ -146,8 +146,8 @@ class Watching(RunnerState):
         prompts ahead; a prompt rendered for an attempt that never starts is
         simply dropped.
         """
-        if len(self._prompts) >= self.opts.wip or not self.running:
-            return
+        if len(self._prompts) >= self.opts.wip or not self.running or self.contended:
+            return  # (runners sharing a mission: the next ready task is likely another's)
         if self.selector.select(0):
             return  # something to handle first
         for row in self.ledger.next_ready(self.mission, limit=self.opts.wip):
