@@ -146,6 +146,20 @@ def test_bad_config_is_reported_with_its_path(cli, broken, toml, message):
     assert "pyproject.toml" in result.stderr and message in result.stderr
 
 
+def test_config_that_is_not_utf8_is_refused_not_ignored(cli, broken):
+    """Read in silence, the user's select/ignore would be dropped and the verdict change."""
+    (broken / "pyproject.toml").write_bytes(
+        b'[tool.dispatch-kit]\nselect = ["DK603"]\n# caf\xe9\n'
+    )
+    result = cli("lint", "worker.md", cwd=broken)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{broken / 'pyproject.toml'}:3:6: not UTF-8 (byte 0xe9); the lint settings here would "
+        "be lost"
+    ]
+
+
 def test_config_option_names_the_file(cli, broken):
     (broken / "lint.toml").write_text('[tool.dispatch-kit]\nselect = ["DK603"]\n', "utf-8")
     assert codes(cli("lint", "worker.md", "--config", "lint.toml", cwd=broken)) == ["DK603"]

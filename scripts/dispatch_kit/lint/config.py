@@ -81,12 +81,12 @@ def find_pyproject(start: str | Path) -> str | None:
     for folder in upward(start):
         candidate = os.path.join(folder, "pyproject.toml")
         if os.path.isfile(candidate):
-            try:
-                with open(candidate, encoding="utf-8") as handle:
-                    text = handle.read()
-            except (OSError, UnicodeDecodeError):
-                text = ""
-            if f"[tool.{TABLE}" in text or f'[tool."{TABLE}"' in text:
+            try:  # bytes: a file that is not UTF-8 must reach load() and be refused there,
+                with open(candidate, "rb") as handle:  # not be passed over in silence
+                    raw = handle.read()
+            except OSError:
+                raw = b""
+            if f"[tool.{TABLE}".encode() in raw or f'[tool."{TABLE}"'.encode() in raw:
                 return candidate
     return None
 
@@ -104,12 +104,21 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
     import tomllib
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         raise InputError("no such file", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"cannot read: {exc}", path=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(
+            f"not UTF-8 (byte 0x{raw[exc.start]:02x}); the lint settings here would be lost",
+            str(path), line, column,
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
