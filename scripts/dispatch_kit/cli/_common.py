@@ -97,3 +97,24 @@ def validated_plan(path: str, max_tasks: int) -> Plan | None:
     for error in errors:
         print(error, file=sys.stderr)
     return plan
+
+
+def write_output(path: str, text: str) -> None:
+    """Write ``-o PATH`` (creating its folders), or say in one line why it cannot be.
+
+    ``-o`` names a file: a folder there, or a file where a folder of its path
+    should be, is the user's slip, worth a message that says so rather than
+    the operating system's errno text.
+    """
+    from dispatch_kit.errors import InputError
+
+    if os.path.isdir(path):
+        raise InputError("is a folder; -o names the file to write", path=path)
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except (NotADirectoryError, FileExistsError):
+        raise InputError("a file stands where a folder of this path should be", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", path=path) from None

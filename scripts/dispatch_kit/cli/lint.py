@@ -99,10 +99,9 @@ def run(args: argparse.Namespace) -> int:
     report = output.render(findings, args.format)
     stdin_fixed = args.fix and "-" in paths
     if args.output:
-        from pathlib import Path
+        from dispatch_kit.cli._common import write_output
 
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(report, encoding="utf-8")
+        write_output(args.output, report)
     elif stdin_fixed:
         sys.stderr.write(report)  # stdout carries the fixed prompt
     else:

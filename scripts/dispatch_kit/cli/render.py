@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 PLAN_TEMPLATES = ("worker", "retry")
 
@@ -80,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
             exc.message += f" (set it in {args.vars})"
         raise
     if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        from dispatch_kit.cli._common import write_output
+
+        write_output(args.output, text)
     else:
         sys.stdout.write(text)
     return 0
