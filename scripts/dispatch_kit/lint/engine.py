@@ -18,6 +18,7 @@ from dispatch_kit.lint import registry
 from dispatch_kit.lint.config import Config
 from dispatch_kit.lint.document import Document
 from dispatch_kit.lint.finding import Finding
+from dispatch_kit.lint.kinds import LIKELY
 from dispatch_kit.lint.record import TYPE_CHECKING, Record
 from dispatch_kit.lint.registry import Rule
 
@@ -71,8 +72,9 @@ def lint_document(doc: Document, rules: RuleSet, *, soften_inferred: bool = Fals
             findings.append(_finding(doc, rule, line, column, message))
     region = doc.region
     if region is not None:
+        likely = region.confidence == LIKELY  # else no rule rests on a likely reading
         for rule in rules.by_prompt_kind.get(region.kind, ()):
-            inferred = region.rests_on_inference(rule.kinds)
+            inferred = likely and region.rests_on_inference(rule.kinds)
             for line, column, message in rule.check(region):  # type: ignore[misc]
                 finding = _finding(doc, rule, line, column, message)
                 if inferred:

@@ -60,12 +60,16 @@ _NUMBER = (
     r"|\{\{[^{}\n]{0,40}\}\}|\{[\w.]{1,40}\})"
 )
 # The ways people cap a run: "at most 6", "no more than five", "up to 3 per run", "limit: 5",
-# "max 6", "four repos per run at most", "only work on one item", "pick the three oldest".
+# "max 6" (_CAP, every match starting at one of _CAP_WORDS); "four repos per run at most",
+# "only work on one item", "pick the three oldest", "take the first 2" (_CAP_OTHER).
 _CAP = lazy(
     r"\b(?:at most|no more than|not more than|maximum(?: of)?|max\.?|up to|"
     r"cap(?:ped)?(?: at| of| to)?|limit(?:ed)?(?: to| of)?)[ \t]*(?:[:=][ \t]*)?" + _NUMBER + r"\b"
     r"|\u2264[ \t]*\d+|--(?:max|limit|cap)[\w-]*[ =]\d+"
-    r"|\b" + _NUMBER + r"(?: [\w-]+){0,3}? (?:per|a|each) (?:run|tick|pass|batch)\b"
+)
+_CAP_WORDS = ("at most", "no more", "not more", "max", "up to", "cap", "limit", "\u2264", "--")
+_CAP_OTHER = lazy(
+    r"\b" + _NUMBER + r"(?: [\w-]+){0,3}? (?:per|a|each) (?:run|tick|pass|batch)\b"
     r"|\b(?:only|just) (?:work on|take|pick|handle|dispatch|spawn) (?:one|a single)\b"
     r"|\b(?:pick|take|select|choose|handle|grab) the (?:\d+|two|three|four|five|six) "
     r"(?:oldest|newest|first|top|highest|most)"
@@ -128,8 +132,16 @@ _CLAIM_STARTS = (
 )
 
 
+def _claims(region: Region) -> bool:
+    """Whether the prompt claims its items: "claim" itself found first (the common case,
+    one anchored try), else any state change searched from its first key word."""
+    if search_words(_CLAIM, region.lower, ("claim",)) is not None:
+        return True
+    return search_words(_CLAIM, region.flat, _CLAIM_STARTS) is not None
+
+
 def _check_claim(region: Region) -> Iterator[Hit]:
-    if search_words(_CLAIM, region.flat, _CLAIM_STARTS) is None:
+    if not _claims(region):
         yield region.anchor()
         return
     if not match_at_words(_CLAIM_AFTER, region.flat, _CLAIM_AFTER_STARTS):
@@ -211,10 +223,12 @@ def _check_cap(region: Region) -> Iterator[Hit]:
     """A cap is any capped number that is not a unit of something else ("at most 80
     characters", "max 5 minutes"), outside fenced code."""
     lower = region.lower
-    for cap in _CAP.finditer(lower):
-        if _UNIT.match(lower, cap.end()) is not None or region.in_fence(cap.start()):
-            continue
-        return
+    start = min((at for at in map(lower.find, _CAP_WORDS) if at >= 0), default=-1)
+    found = _CAP.finditer(lower, max(0, start - 1)) if start >= 0 else iter(())
+    for pattern_matches in (found, _CAP_OTHER.finditer(region.flat)):
+        for cap in pattern_matches:
+            if _UNIT.match(lower, cap.end()) is None and not region.in_fence(cap.start()):
+                return
     yield region.anchor()
 
 
@@ -235,7 +249,10 @@ _TIMEOUT_STARTS = (
 
 
 def _check_timeout(region: Region) -> Iterator[Hit]:
-    if search_words(_TIMEOUT, region.lower, _TIMEOUT_STARTS) is None:
+    lower = region.lower
+    if search_words(_TIMEOUT, lower, _TIMEOUT_STARTS[:5]) is not None:
+        return  # found from the usual words ("timeout", "hard limit"): the common case
+    if search_words(_TIMEOUT, lower, _TIMEOUT_STARTS) is None:
         yield region.anchor()
 
 
@@ -272,6 +289,8 @@ def _check_sweep(region: Region) -> Iterator[Hit]:
     if region.is_template:
         return  # who sweeps is usually a variable's business: the rendered prompt is checked
     lower = region.lower
+    if "sweep" in lower or "stale" in lower:
+        return  # the usual words: no pattern needed
     if not region.mentions(_SWEEP_WORDS) or search_words(_SWEEP, lower, _SWEEP_WORDS) is None:
         yield region.anchor()
 
