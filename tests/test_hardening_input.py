@@ -84,3 +84,22 @@ def test_ledger_pid_and_lease_out_of_range(tmp_path, cli, flag, value):
         result = cli("ledger", *command, "--plan", str(plan), "--by", "me", flag, value)
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith(f"{flag}: bad value") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("opener", ["{", "["])
+def test_deep_flow_nesting_is_refused_at_once_with_its_place(tmp_path, cli, opener):
+    """The YAML parser's time grows with the square of the nesting: 5,000 open brackets
+    took ~10 s. Deeper than any plan needs is refused before it is parsed."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("goal: deep\nlist: " + opener * 5000 + "\n")
+    result = cli("plan", "validate", str(plan), timeout=5)
+    assert result.returncode == 2
+    assert result.stderr == f"{plan}:2:207: nesting deeper than 200 levels\n"
+
+
+def test_brackets_inside_quotes_and_comments_do_not_count(tmp_path, cli):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("# " + "[" * 300 + "\ngoal: '" + "{" * 300 + "'\n")
+    result = cli("plan", "validate", str(plan))
+    assert "nesting" not in result.stderr
+    assert "missing required field 'tasks'" in result.stderr

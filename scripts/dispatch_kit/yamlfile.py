@@ -76,6 +76,54 @@ def read_text(path: str) -> str:
         ) from None
 
 
+# Deeper flow nesting than any plan, vars file or check result needs. ruamel's
+# parser takes time quadratic in the depth (5,000 open brackets: ~10 s), so
+# deeper input is refused before it reaches the parser.
+MAX_FLOW_DEPTH = 200
+
+
+def _refuse_deep_nesting(text: str, path: str) -> None:
+    """One linear pass over ``[``/``{`` outside quotes and comments: where the nesting of
+    flow collections first passes :data:`MAX_FLOW_DEPTH`, an InputError names the spot.
+
+    It over-counts brackets inside plain scalars (``test [ -f x ]``), which is
+    harmless at this depth: they close again on the same line.
+    """
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return
+    import re
+
+    depth = 0
+    quote = ""
+    line, line_start = 1, 0
+    skip_to = 0  # past an escaped character or a comment
+    for match in re.finditer(r"[\[\]{}\"'#\n\\]", text):  # the C engine skips the rest
+        i, char = match.start(), match.group()
+        if char == "\n":
+            line, line_start = line + 1, i + 1  # a quoted scalar may span lines
+        if i < skip_to:
+            continue
+        if quote:
+            if char == "\\" and quote == '"':
+                skip_to = i + 2
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            newline = text.find("\n", i)
+            skip_to = len(text) if newline < 0 else newline
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                raise InputError(
+                    f"nesting deeper than {MAX_FLOW_DEPTH} levels", path=path, line=line,
+                    column=i - line_start + 1,
+                )
+        elif char in "]}":
+            depth = max(0, depth - 1)
+
+
 def load_yaml(text: str, path: str) -> Any:
     """Parse one YAML (or JSON) document with positions kept; raise InputError on any defect."""
     from ruamel.yaml import YAML
@@ -83,6 +131,7 @@ def load_yaml(text: str, path: str) -> Any:
 
     if not text.strip():
         raise InputError("empty file", path=path, line=1, column=1)
+    _refuse_deep_nesting(text, path)
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
     try:
