@@ -61,7 +61,14 @@ class Cluster:
 
 
 def _as_server_user(argv: list[str], user: str | None) -> list[str]:
-    return ["runuser", "-u", user, "--", *argv] if user else argv
+    """``argv`` run as ``user``; runuser lives in sbin, which a cron-like PATH leaves out."""
+    if not user:
+        return argv
+    runuser = shutil.which("runuser") or next(
+        (path for path in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(path, os.X_OK)),
+        "runuser",
+    )
+    return [runuser, "-u", user, "--", *argv]
 
 
 def require_postgres() -> str:
