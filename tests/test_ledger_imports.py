@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import psycopg
 from conftest import cli_env, run_cli
 from test_session_guards import PLAN, pre, prompt_for
 
@@ -45,5 +44,7 @@ def test_hooks_skip_a_postgres_ledger_without_importing_psycopg(tmp_path, pg_url
     modules, out = imported("hook", "pre-dispatch", cwd=project, stdin=event, **env)
     assert "dispatch_kit" in modules and "psycopg" not in modules
     assert "deny" not in out  # the dispatch goes through
+    import psycopg
+
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT COUNT(*) FROM agents").fetchone()[0] == 0

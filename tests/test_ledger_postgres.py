@@ -18,13 +18,19 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import psycopg
 import pytest
 from conftest import ROOT, cli_env
 from test_runner import GUARD, WORDCOUNT, calls, copy_example, read_until, small_plan
 
 from dispatch_kit.ledger import Ledger
 from dispatch_kit.plan_model import Criterion, Plan, Task
+
+try:
+    import psycopg
+except ImportError:  # the test extra installs it; under CI its absence is a failure
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("psycopg not installed (pip install -e '.[test]')", allow_module_level=True)
 
 RACER = ROOT / "tests" / "ledger_racer.py"
 
