@@ -52,6 +52,26 @@ def test_one_prompt_naming_its_agent_imports_neither_typing_nor_pathlib(cli, tmp
     assert not top_level(result_modules) & {"typing", "pathlib"}
 
 
+def test_the_hook_on_a_pack_agent_imports_nothing_heavy(cli, tmp_path):
+    """The pre-dispatch hook runs before every dispatch: a rendered work order for the pack's
+    own worker (whose agent file caps ``maxTurns``) must not load PyYAML, dataclasses or
+    typing (together ~20 ms of a ~35 ms hook)."""
+    import json
+
+    from conftest import ROOT
+
+    event = json.dumps({
+        "hook_event_name": "PreToolUse", "tool_name": "Agent", "cwd": str(tmp_path),
+        "tool_input": {"prompt": (ROOT / "tests" / "golden" / "worker-counter.md").read_text(),
+                       "subagent_type": "dispatch-kit:dispatch-worker"},
+    })
+    result = cli("hook", "pre-dispatch", input=event, cwd=tmp_path,
+                 env=cli_env(PYTHONPROFILEIMPORTTIME="1"))
+    modules = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", result.stderr, re.M))
+    assert "dispatch_kit.lint.agents" in modules  # the agent lookup ran
+    assert not top_level(modules) & {*HEAVY, "dataclasses", "typing"}, modules
+
+
 def test_simple_skill_frontmatter_needs_no_yaml_library(cli, tmp_path):
     skill = write(
         tmp_path,

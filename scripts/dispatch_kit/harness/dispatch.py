@@ -15,7 +15,7 @@ hook path, where every millisecond is the user's.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import namedtuple
 from importlib import import_module
 
 # Harness name -> module under dispatch_kit.harness (imported only when asked for).
@@ -36,18 +36,22 @@ TOOL_HARNESS = {
 }
 
 
-@dataclass(frozen=True)
-class Dispatch:
-    """What every harness's pre-tool event says about one subagent dispatch."""
+class Dispatch(
+    namedtuple(
+        "Dispatch",
+        "harness tool prompt agent_type cwd session_id tool_use_id name",
+        defaults=(None, None, None, None, None),
+    )
+):
+    """What every harness's pre-tool event says about one subagent dispatch.
 
-    harness: str
-    tool: str
-    prompt: str
-    agent_type: str | None = None
-    cwd: str | None = None
-    session_id: str | None = None
-    tool_use_id: str | None = None
-    name: str | None = None
+    A named tuple (immutable, fields by name) rather than a dataclass: importing
+    dataclasses costs the hook ~8 ms, as much as the rest of its adapter.
+    Fields: harness, tool, prompt; then agent_type, cwd, session_id,
+    tool_use_id and name, each None when the event does not say.
+    """
+
+    __slots__ = ()
 
     def as_gate_event(self) -> bytes:
         """The event the guards read (``Agent`` on ``PreToolUse``), carrying the harness's name.

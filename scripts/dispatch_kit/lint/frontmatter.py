@@ -162,8 +162,8 @@ def _simple(text: str, first_line: int = 1) -> dict[str, Any] | None:
     and construction) is most of the cost of linting such a file. Two kinds
     of broken frontmatter raise the FrontmatterError the PyYAML path would:
     ``key: : ...`` and a flow collection left open at the end. Anything else
-    (block scalars, anchors, tags, numbers, booleans, duplicate keys, tabs)
-    returns None and goes to the real parser.
+    (block scalars, anchors, tags, numbers other than plain decimals, booleans,
+    duplicate keys, tabs) returns None and goes to the real parser.
     """
     if "\r" in text:
         text = text.replace("\r\n", "\n")
@@ -255,6 +255,10 @@ def _value(rest: str, end: int) -> Any:
         return _flow(rest, end)
     cut = rest.find(" #")
     value = (rest if cut < 0 else rest[:cut]).rstrip(" ")
+    if value.isascii() and value.isdigit() and (value[0] != "0" or value == "0"):
+        # A plain decimal without sign, underscore or leading zero (YAML 1.1 reads
+        # those otherwise): PyYAML's int, as in an agent's ``maxTurns: 60``.
+        return int(value)
     return value if first not in _INDICATORS and _plain(value) else _DEFER
 
 
