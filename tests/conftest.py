@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +108,34 @@ def require_tool(name: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"{name} is not installed; `make test` installs it")
     pytest.skip(f"{name} not installed (run `make test` to set up)")
+
+
+@contextmanager
+def hard_limit(seconds: float, error: type[BaseException] = TimeoutError):
+    """Raise ``error`` in this (main) thread after ``seconds``: a bound on a hang, never a
+    wait. The regex engine and Python code both see the signal between steps."""
+
+    def expire(signum, frame):
+        raise error(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def timed_lint(prompt: str, folder: Path, limit: float) -> float:
+    """Seconds to lint ``prompt`` as the pre-dispatch hook does, failing past ``limit``."""
+    import time
+
+    from dispatch_kit.lint import config, engine
+
+    conf = config.load(start=str(folder))
+    start = time.monotonic()
+    with hard_limit(limit):
+        engine.lint_text(prompt, "dispatch-prompt", conf, agent="dispatch-worker",
+                         default_kind="dispatch", base_dir=str(folder))
+    return time.monotonic() - start

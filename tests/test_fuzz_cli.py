@@ -21,13 +21,13 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from conftest import hard_limit as shared_hard_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,18 +50,8 @@ class Timeout(BaseException):
     """Not an Exception: the code under test must not be able to swallow it."""
 
 
-@contextmanager
 def hard_limit(seconds: float = CASE_LIMIT):
-    def expire(signum, frame):
-        raise Timeout(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return shared_hard_limit(seconds, Timeout)
 
 
 class _Stdin:

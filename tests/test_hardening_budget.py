@@ -11,16 +11,14 @@ shortcut, so normal prompts lint exactly as before.
 
 from __future__ import annotations
 
-import signal
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+from conftest import timed_lint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch_kit.lint import config, engine, gate, prose
+from dispatch_kit.lint import engine, gate, prose
 from dispatch_kit.lint.rules import hygiene
 
 LIMIT = 3.0  # seconds per prompt on a busy machine; the quadratic walk took hours at 1 MB
@@ -31,28 +29,10 @@ TAIL = (
 )
 
 
-@contextmanager
-def hard_limit(seconds: float):
-    """Raise TimeoutError in this (main) thread after ``seconds``."""
-    def expire(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def lint_seconds(prompt: str, tmp_path: Path) -> float:
-    conf = config.load(start=str(tmp_path))
-    start = time.monotonic()
-    with hard_limit(LIMIT):
-        engine.lint_text(prompt, "dispatch-prompt", conf, agent="dispatch-worker",
-                         default_kind="dispatch", base_dir=str(tmp_path))
-    return time.monotonic() - start
+    return timed_lint(prompt, tmp_path, LIMIT)
 
 
 def test_a_long_token_of_server_is_linear(tmp_path: Path) -> None:

@@ -10,44 +10,22 @@ to the old patterns' answers on small inputs, where those still finish.
 from __future__ import annotations
 
 import re
-import signal
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import hard_limit, timed_lint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch_kit.lint import config, engine, suppress
+from dispatch_kit.lint import suppress
 from dispatch_kit.lint.rules import exit_criteria
 
 LIMIT = 3.0  # seconds per prompt on a busy CI machine; the old patterns took 25-162 s
 
 
-@contextmanager
-def hard_limit(seconds: float):
-    """Raise TimeoutError in this (main) thread after ``seconds``; the regex engine checks."""
-    def expire(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def lint(prompt: str, tmp_path: Path) -> float:
-    conf = config.load(start=str(tmp_path))
-    start = time.monotonic()
-    with hard_limit(LIMIT):
-        engine.lint_text(prompt, "dispatch-prompt", conf, agent="dispatch-worker",
-                         default_kind="dispatch", base_dir=str(tmp_path))
-    return time.monotonic() - start
+    return timed_lint(prompt, tmp_path, LIMIT)
 
 
 CASES = {
