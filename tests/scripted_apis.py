@@ -27,6 +27,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -288,6 +289,13 @@ class ScriptedAPI:
     def new_id(self, prefix: str) -> str:
         with self._lock:
             return f"{prefix}_scripted_{next(self._ids):04d}"
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``predicate()`` holds for the recorded turns (checked under the lock,
+        again after each answer), or ``timeout`` passes. Safe inside a rule: the wait lets
+        the lock go, so other requests are answered meanwhile."""
+        with self._lock:
+            return self._lock.wait_for(predicate, timeout)
 
     def transcript(self) -> str:
         with self._lock:

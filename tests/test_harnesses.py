@@ -191,7 +191,15 @@ def test_codex_session_blocks_a_bad_dispatch_and_lets_a_good_one_through(
 
     project = tmp_path / "project"
     project.mkdir()
-    with ScriptedAPI(dispatch_script(spawn), side=say("ok")) as api:
+    rules = dispatch_script(spawn)
+    with ScriptedAPI(rules, side=say("ok")) as api:
+        # `codex exec` ends with its main turn and takes its subagents with it: answer the
+        # turn after the good dispatch only once the subagent's first request has come in
+        # (a signal, not a sleep), or the subagent may be gone before it asks anything.
+        end = next(rule for rule in rules if rule.name == "end")
+        ends_turn = end.when
+        end.when = lambda t: ends_turn(t) and api.wait_for(
+            lambda: any(turn.rule == "worker" for turn in api.turns), 60)
         config = codex_home / ".codex" / "config.toml"
         text = re.sub(r"(?s)^# scripted.*?# end scripted\n", "", config.read_text())
         config.write_text(
