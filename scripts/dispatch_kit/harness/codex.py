@@ -23,7 +23,7 @@ Seen with ``@openai/codex`` 0.171.0 driven by a scripted model (tests/test_harne
 
 from __future__ import annotations
 
-from dispatch_kit.harness.dispatch import Dispatch, text, tool_input
+from dispatch_kit.harness.dispatch import Dispatch, read_event
 
 NAME = "codex"
 PINNED_VERSION = "0.171.0"
@@ -37,14 +37,7 @@ LAUNCHER = '"${CLAUDE_PLUGIN_ROOT}/bin/dispatch-kit"'
 
 
 def read_dispatch(event: dict) -> Dispatch | None:
-    if event.get("tool_name") != DISPATCH_TOOL:
-        return None
-    args = tool_input(event)
-    prompt = text(args, "message") or text(args, "prompt")
-    if prompt is None:
-        return None
-    return Dispatch(NAME, DISPATCH_TOOL, prompt, text(args, "agent_type"), text(event, "cwd"),
-                    text(event, "session_id"), text(event, "tool_use_id"))
+    return read_event(event, NAME, DISPATCH_TOOL, "agent_type", ("message", "prompt"))
 
 
 def hooks() -> dict:

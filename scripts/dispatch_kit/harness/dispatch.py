@@ -79,6 +79,24 @@ def text(mapping: dict, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def read_event(event: dict, harness: str, tool: str, agent_key: str,
+               prompt_keys: tuple[str, ...] = ("prompt",)) -> Dispatch | None:
+    """The dispatch a harness's pre-tool event describes, or None when it is not one.
+
+    Every adapter reads the same fields and differs only in its tool's name,
+    where the prompt sits (the first of ``prompt_keys`` present) and which
+    argument names the agent type.
+    """
+    if event.get("tool_name") != tool:
+        return None
+    args = tool_input(event)
+    prompt = next((found for key in prompt_keys if (found := text(args, key))), None)
+    if prompt is None:
+        return None
+    return Dispatch(harness, tool, prompt, text(args, agent_key), text(event, "cwd"),
+                    text(event, "session_id"), text(event, "tool_use_id"))
+
+
 def tool_input(event: dict) -> dict:
     value = event.get("tool_input")
     return value if isinstance(value, dict) else {}

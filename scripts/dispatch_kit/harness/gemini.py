@@ -22,7 +22,7 @@ Seen with ``@google/gemini-cli`` 0.61.0 driven by a scripted model (tests/test_h
 
 from __future__ import annotations
 
-from dispatch_kit.harness.dispatch import Dispatch, text, tool_input
+from dispatch_kit.harness.dispatch import Dispatch, read_event
 
 NAME = "gemini"
 PINNED_VERSION = "0.61.0"
@@ -49,14 +49,7 @@ LAUNCHER = '"${extensionPath}/bin/dispatch-kit"'
 
 
 def read_dispatch(event: dict) -> Dispatch | None:
-    if event.get("tool_name") != DISPATCH_TOOL:
-        return None
-    args = tool_input(event)
-    prompt = text(args, "prompt")
-    if prompt is None:
-        return None
-    return Dispatch(NAME, DISPATCH_TOOL, prompt, text(args, "agent_name"), text(event, "cwd"),
-                    text(event, "session_id"))
+    return read_event(event, NAME, DISPATCH_TOOL, "agent_name")
 
 
 def agent_frontmatter(front: dict) -> dict:

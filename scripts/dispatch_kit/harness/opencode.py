@@ -21,7 +21,7 @@ Seen with ``opencode-ai`` 1.18.33 driven by a scripted model (tests/test_harness
 
 from __future__ import annotations
 
-from dispatch_kit.harness.dispatch import Dispatch, text, tool_input
+from dispatch_kit.harness.dispatch import Dispatch, read_event
 
 NAME = "opencode"
 PINNED_VERSION = "1.18.33"
@@ -48,14 +48,7 @@ TOOL_NAMES = {
 
 
 def read_dispatch(event: dict) -> Dispatch | None:
-    if event.get("tool_name") != DISPATCH_TOOL:
-        return None
-    args = tool_input(event)
-    prompt = text(args, "prompt")
-    if prompt is None:
-        return None
-    return Dispatch(NAME, DISPATCH_TOOL, prompt, text(args, "subagent_type"), text(event, "cwd"),
-                    text(event, "session_id"), text(event, "tool_use_id"))
+    return read_event(event, NAME, DISPATCH_TOOL, "subagent_type")
 
 
 def agent_frontmatter(front: dict) -> dict:

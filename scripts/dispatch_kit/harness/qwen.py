@@ -23,7 +23,7 @@ Seen with ``@qwen-code/qwen-code`` 0.24.4 driven by a scripted model (tests/test
 
 from __future__ import annotations
 
-from dispatch_kit.harness.dispatch import Dispatch, text, tool_input
+from dispatch_kit.harness.dispatch import Dispatch, read_event
 from dispatch_kit.harness.gemini import translate
 
 NAME = "qwen"
@@ -53,14 +53,7 @@ LAUNCHER = '"${CLAUDE_PLUGIN_ROOT}/bin/dispatch-kit"'
 
 
 def read_dispatch(event: dict) -> Dispatch | None:
-    if event.get("tool_name") != DISPATCH_TOOL:
-        return None
-    args = tool_input(event)
-    prompt = text(args, "prompt")
-    if prompt is None:
-        return None
-    return Dispatch(NAME, DISPATCH_TOOL, prompt, text(args, "subagent_type"), text(event, "cwd"),
-                    text(event, "session_id"), text(event, "tool_use_id"))
+    return read_event(event, NAME, DISPATCH_TOOL, "subagent_type")
 
 
 def agent_frontmatter(front: dict) -> dict:
