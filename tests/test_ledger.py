@@ -331,15 +331,26 @@ def test_eight_racing_claimers_take_each_of_1000_items_exactly_once(tmp_path):
     with Ledger.open(db, create=True) as ledger:
         ledger.init_mission(plan, max_tasks=1000)
     ids = [t.id for t in tasks]
+    # A start line: each claimer waits (a shell loop on a file) until all eight are waiting, so
+    # none can take every item before another has started, however busy the machine is.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    wait = ('touch "$0.ready"; while [ ! -e "$0.go" ]; do sleep 0.01; done; exec "$@"')
     procs = []
     for n in range(8):
         order = ids[:]
         random.Random(n).shuffle(order)
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "dispatch_kit", "ledger", "claim", "--db", str(db), "--by",
-             f"claimer-{n}", "--lease", "1h", *order],
+            ["sh", "-c", wait, str(gate / str(n)), sys.executable, "-m", "dispatch_kit",
+             "ledger", "claim", "--db", str(db), "--by", f"claimer-{n}", "--lease", "1h",
+             *order],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
         ))
+    deadline = time.monotonic() + 120  # a guard: the shells are ready in milliseconds
+    while len(list(gate.glob("*.ready"))) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for n in range(8):
+        (gate / f"{n}.go").touch()
     outputs = [(p.communicate(timeout=120), p.returncode) for p in procs]
     won: list[str] = []
     for (out, err), code in outputs:

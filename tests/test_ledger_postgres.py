@@ -221,12 +221,21 @@ def test_one_schema_definition_gives_both_engines_the_same_columns(tmp_path, pg_
 
 def test_four_runners_sharing_one_mission_run_every_task_once(tmp_path, pg_url):
     """Runners racing for one mission: a runner that lost a race claims before it starts a
-    worker (``claim_next``), so no task's worker ever runs twice."""
+    worker (``claim_next``), so no task's worker ever runs twice.
+
+    Each runner runs one worker at a time, and a worker waits (a guard of a minute) until a
+    second worker has started: so a second runner has claimed before the first can take the
+    whole mission, however the scheduler orders their start-up on a busy machine."""
     plan = small_plan(tmp_path, [{"id": f"t{i:02d}"} for i in range(24)], retries=0)
     log = tmp_path / "ran.log"
+    started = tmp_path / "started"
+    started.mkdir()
+    barrier = (f": > {started}/{{task}}; i=0; "
+               f"while [ $(ls {started} | wc -l) -lt 2 ] && [ $i -lt 6000 ]; "
+               f"do sleep 0.01; i=$((i+1)); done; ")
     argv = [sys.executable, "-m", "dispatch_kit", "run", str(plan), "--db", pg_url, "--quiet",
-            "--max-tasks", "24",
-            "--worker", f"echo {{task}} >> {log}; : > done.txt"]
+            "--max-tasks", "24", "--wip", "1",
+            "--worker", barrier + f"echo {{task}} >> {log}; : > done.txt"]
     runners = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=cli_env()) for _ in range(4)]
     for proc in runners:
