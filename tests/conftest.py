@@ -78,12 +78,25 @@ def run_cli(
     timeout: float = 120,
 ) -> Result:
     """Run ``python -m dispatch_kit ARGS`` and capture what a user would see."""
+    return run_command([sys.executable, "-m", "dispatch_kit", *args], input=input, cwd=cwd,
+                       env=env or cli_env(), timeout=timeout)
+
+
+def run_command(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    input: str | bytes | None = None,
+    cwd: Path | str | None = None,
+    timeout: float = 120,
+) -> Result:
+    """Run a dispatch-kit command to its end; whatever it prints, never a traceback."""
     proc = subprocess.run(
-        [sys.executable, "-m", "dispatch_kit", *args],
+        argv,
         input=input.encode() if isinstance(input, str) else input,
         capture_output=True,
         cwd=cwd,
-        env=env or cli_env(),
+        env=env,
         timeout=timeout,
     )
     result = Result(

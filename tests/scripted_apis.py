@@ -33,7 +33,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from scripted_model import Reply, Rule, say
+from scripted_model import Reply, Rule, first_rule, say
 
 DEFAULT_MODEL = "scripted-1"
 
@@ -305,17 +305,9 @@ class ScriptedAPI:
         with self._lock:
             turn.index = len(self.turns)
             self.turns.append(turn)
-            for position, rule in enumerate(self.rules):
-                name = rule.name or f"rule{position}"
-                try:
-                    if not (rule.available() and rule.when(turn)):  # type: ignore[arg-type]
-                        continue
-                    reply = rule.answer(turn)  # type: ignore[arg-type]
-                except Exception as exc:  # a broken script must not hang the CLI in retries
-                    self.errors.append(f"{name} on turn #{turn.index}: {exc!r}")
-                    reply = say(f"scripted model: rule {name} failed: {exc!r}")
-                turn.rule = name
-                break
+            found = first_rule(self.rules, turn, self.errors)
+            if found is not None:
+                turn.rule, reply = found
             else:
                 if turn.kind == "side" and self.side is not None:
                     reply = self.side(turn) if callable(self.side) else self.side

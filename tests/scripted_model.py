@@ -323,6 +323,25 @@ class Rule:
         return answer(request) if callable(answer) else answer
 
 
+def first_rule(rules: Sequence[Rule], request: Any, errors: list[str]) -> tuple[str, Reply] | None:
+    """The name and reply of the first rule that is not used up and matches ``request``.
+
+    Every scripted server (this one and those of tests/scripted_apis.py) picks its answer
+    this way. A rule that raises answers with a text naming the failure, recorded in
+    ``errors``: a broken script must not hang the CLI in its retries.
+    """
+    for position, rule in enumerate(rules):
+        name = rule.name or f"rule{position}"
+        try:
+            if not (rule.available() and rule.when(request)):
+                continue
+            return name, rule.answer(request)
+        except Exception as exc:
+            errors.append(f"{name} on request #{request.index}: {exc!r}")
+            return name, say(f"scripted model: rule {name} failed: {exc!r}")
+    return None
+
+
 # Matchers, composable with all_of / any_of.
 
 
@@ -488,17 +507,9 @@ class ScriptedModel:
 
     def choose(self, request: Request) -> Reply:
         with self._lock:
-            for position, rule in enumerate(self.rules):
-                name = rule.name or f"rule{position}"
-                try:
-                    if not (rule.available() and rule.when(request)):
-                        continue
-                    reply = rule.answer(request)
-                except Exception as exc:  # a broken script must not hang the CLI in retries
-                    self.errors.append(f"{name} on request #{request.index}: {exc!r}")
-                    reply = say(f"scripted model: rule {name} failed: {exc!r}")
-                request.rule = name
-                break
+            found = first_rule(self.rules, request, self.errors)
+            if found is not None:
+                request.rule, reply = found
             else:
                 if request.kind == "side":
                     reply = say("Scripted session")

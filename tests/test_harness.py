@@ -84,18 +84,24 @@ def shipped_files() -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def shipped_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (ROOT / ".git").exists() or not shutil.which("git"):
-        return ROOT  # an unpacked archive already holds only shipped files
-    copy = tmp_path_factory.mktemp("shipped") / "dispatch-kit"
+def copy_shipped(dest: Path) -> Path:
+    """Copy the files a clone carries (:func:`shipped_files`) into ``dest``, links kept."""
     for name in shipped_files():
-        target = copy / name
+        target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if (ROOT / name).is_symlink():
             target.symlink_to(os.readlink(ROOT / name))
         else:
             shutil.copy2(ROOT / name, target)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def shipped_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (ROOT / ".git").exists() or not shutil.which("git"):
+        return ROOT  # an unpacked archive already holds only shipped files
+    copy = tmp_path_factory.mktemp("shipped") / "dispatch-kit"
+    copy_shipped(copy)
     return copy
 
 

@@ -20,19 +20,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require_tool
+from conftest import ROOT, Result, require_tool
 from scripted_apis import ScriptedAPI, Turn
 from scripted_model import Reply, Rule, call, say
 from test_claude_session import BAD_PROMPT, GOOD_PROMPT
-from test_harness import shipped_files
+from test_harness import copy_shipped
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from dispatch_kit.harness import codex, copilot, gemini, opencode, qwen  # noqa: E402
@@ -58,13 +56,7 @@ def test_the_harness_modules_name_the_pinned_versions() -> None:
 def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The pack as a clone carries it: tracked and new files, links kept, no environments."""
     copy = tmp_path_factory.mktemp("clone") / "dispatch-kit"
-    for name in shipped_files():
-        target = copy / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / name).is_symlink():
-            target.symlink_to(os.readlink(ROOT / name))
-        else:
-            shutil.copy2(ROOT / name, target)
+    copy_shipped(copy)
     return copy
 
 
@@ -82,18 +74,7 @@ def base_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run(command: list[str], *, env: dict[str, str], cwd: Path) -> Run:
+def run(command: list[str], *, env: dict[str, str], cwd: Path) -> Result:
     """Run one CLI command to its end, killing its whole process group past the guard."""
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -107,7 +88,7 @@ def run(command: list[str], *, env: dict[str, str], cwd: Path) -> Run:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    return Run(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+    return Result(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
 def tool(name: str) -> str:
@@ -144,7 +125,7 @@ def dispatch_script(dispatch: object, worker: list[Reply] | None = None) -> list
     ]
 
 
-def check_session(api: ScriptedAPI, result: Run) -> None:
+def check_session(api: ScriptedAPI, result: Result) -> None:
     """The bad dispatch was blocked with the linter's reasons, the good one went through."""
     detail = f"{result.output[-3000:]}\n--- requests:\n{api.transcript()}"
     assert not api.unmatched and not api.errors, detail

@@ -29,7 +29,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 from conftest import ROOT, require_tool, run_cli
-from test_harness import claude_env, shipped_files
+from test_harness import claude_env, copy_shipped
 
 PLUGIN_ID = "dispatch-kit@dispatch-kit"
 LIMIT = 3_000_000  # bytes the installed copy may take after `make test`
@@ -68,13 +68,7 @@ def make_clone(clone: Path) -> Path:
     plugin installs as this checkout has them (bytecode, egg-info: they do
     travel), and a development environment at the root.
     """
-    for name in shipped_files():
-        target = clone / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if (ROOT / name).is_symlink():
-            target.symlink_to(os.readlink(ROOT / name))
-        else:
-            shutil.copy2(ROOT / name, target)
+    copy_shipped(clone)
     for link in (ROOT / "plugin").iterdir():
         if link.is_symlink() and link.is_dir():
             folder = link.resolve()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Result, cli_env, run_cli
+from conftest import ROOT, Result, cli_env, run_cli, run_command
 
 PACK = "dispatch_kit/pack"
 # Folders of a working checkout that are no part of the source (and can be large).
@@ -48,21 +48,7 @@ class Install:
     env: dict[str, str]
 
     def __call__(self, *args: str, cwd: Path, input: str | None = None) -> Result:
-        proc = subprocess.run(
-            [str(self.command), *args],
-            input=input.encode() if input is not None else None,
-            capture_output=True,
-            cwd=cwd,
-            env=self.env,
-            timeout=120,
-        )
-        result = Result(
-            proc.returncode,
-            proc.stdout.decode("utf-8", "replace"),
-            proc.stderr.decode("utf-8", "replace"),
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
+        return run_command([str(self.command), *args], input=input, cwd=cwd, env=self.env)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
