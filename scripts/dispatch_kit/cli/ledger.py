@@ -104,6 +104,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--follow", "-f", action="store_true",
                    help="then print each new event as it is appended, one line each (JSON: one "
                    "object a line), until interrupted (Ctrl-C, SIGTERM)")
+    p.add_argument("--monitor", action="store_true",
+                   help="with --follow, for a harness monitor (the plugin's Claude Code monitor, "
+                   "the Monitor tool): from now on, only what needs acting on (verified, retry, "
+                   "failed, skipped, released, interrupted, finished, an attempt past its "
+                   "lease), one short line each, from every mission of every ledger the hooks "
+                   "find; waits silently while there is none; exits 0 only when stopped")
     add_format(p, ("text", "json"))
     p.set_defaults(func=_events)
 
@@ -363,6 +369,15 @@ def _event_line(event: dict) -> str:
 def _events(args: argparse.Namespace) -> int:
     import json
 
+    if args.monitor:
+        if not args.follow:
+            from dispatch_kit.errors import InputError
+
+            raise InputError("--monitor goes with --follow: `ledger events --follow --monitor`")
+        from dispatch_kit.guards import monitor
+
+        return monitor.run(db=args.db, mission=args.mission, task=args.task,
+                           as_json=args.format == "json")
     ledger, mission = _open(args)
     with ledger:
         if args.task is not None:
