@@ -193,6 +193,11 @@ def test_claude_plugin_validate_strict_directory_profile(
     assert {name.split(":", 1)[1] for name in provides["skills"]} == SKILLS
     assert {name.split(":", 1)[1] for name in provides["agents"]} == set(AGENT_ROLES)
     assert "dispatch-kit" in provides["bin"]
+    # The plugin monitor, with the command Claude Code runs (${CLAUDE_PLUGIN_ROOT} substituted).
+    assert provides["monitors"] == [{
+        "name": "mission-events",
+        "command": '"${CLAUDE_PLUGIN_ROOT}/bin/dispatch-kit" ledger events --follow --monitor',
+    }]
     print(f"claude plugin validate: passed; provides {provides}")
 
 

@@ -11,6 +11,7 @@ ledger open), never for time.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sqlite3
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, run_cli
+from conftest import ROOT, cli_env, run_cli
 from test_session_guards import hook, mission, post, pre, project, prompt_for, read_lines
 
 from dispatch_kit.guards.monitor import Monitor
@@ -29,23 +30,32 @@ __all__ = ["project"]  # the fixture, shared with test_session_guards
 GUARD_S = 60.0  # bounds a hang; nothing waits this long when all is well
 
 
-def start_monitor(project: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "dispatch_kit", "ledger", "events", "--follow", "--monitor"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=project, env=cli_env())
+def start_monitor(project: Path, argv: list[str] | None = None) -> subprocess.Popen:
+    """The monitor in a process session of its own (a shell may stand between)."""
+    argv = argv or [sys.executable, "-m", "dispatch_kit", "ledger", "events", "--follow",
+                    "--monitor"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=project,
+                            env=cli_env(), start_new_session=True)
+
+
+def session_holds(sid: int, path: Path) -> bool:
+    """Whether a process of session ``sid`` has ``path`` open."""
+    for pid in session_pids(sid):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def wait_until_open(proc: subprocess.Popen, db: Path) -> None:
-    """Until ``proc`` holds ``db`` open: it has found the ledger and reads it from now on."""
+    """Until the monitor holds ``db`` open: it has found the ledger and reads it from now on."""
     deadline = time.monotonic() + GUARD_S
-    fds = Path(f"/proc/{proc.pid}/fd")
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the monitor ended: {proc.stderr.read().decode()}"
-        try:
-            if any(os.readlink(fd) == str(db) for fd in fds.iterdir()):
-                return
-        except OSError:
-            pass
+        if session_holds(proc.pid, db):
+            return
         time.sleep(0.02)  # polling a condition; the monitor itself takes its time
     raise AssertionError(f"the monitor never opened {db}")
 
@@ -62,8 +72,21 @@ def wait_until_waiting(proc: subprocess.Popen) -> None:
     raise AssertionError("the monitor never reached its loop")
 
 
+def session_pids(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def stop_monitor(proc: subprocess.Popen) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
+    """SIGTERM to the monitor (not to a shell standing between); its exit code and stderr."""
+    for pid in [pid for pid in session_pids(proc.pid) if pid != proc.pid] or [proc.pid]:
+        os.kill(pid, signal.SIGTERM)
     code = proc.wait(timeout=GUARD_S)
     return code, proc.stderr.read().decode()
 
@@ -84,17 +107,17 @@ def record(project: Path, task: str, *, done: bool) -> None:
 def monitor_proc(project: Path):
     procs: list[subprocess.Popen] = []
 
-    def start() -> subprocess.Popen:
-        procs.append(start_monitor(project))
+    def start(argv: list[str] | None = None) -> subprocess.Popen:
+        procs.append(start_monitor(project, argv))
         return procs[-1]
 
     yield start
     for proc in procs:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
 
 
 def test_the_monitor_prints_a_line_per_verdict_and_nothing_for_the_rest(project, monitor_proc):
@@ -184,3 +207,31 @@ def test_monitor_needs_follow(project):
     result = run_cli("ledger", "events", "--monitor", cwd=project)
     assert result.returncode == 2
     assert "--monitor goes with --follow" in result.stderr
+
+
+def test_the_shipped_monitor_runs_as_claude_code_runs_it(project, monitor_proc):
+    """monitors/monitors.json as the pinned CLI reads it: the entry's fields, and its command
+    with ${CLAUDE_PLUGIN_ROOT} substituted, run by a shell in the session's folder."""
+    entries = json.loads((ROOT / "monitors" / "monitors.json").read_text(encoding="utf-8"))
+    (entry,) = entries
+    assert set(entry) == {"name", "command", "description", "when"}
+    assert entry["when"] == "always"  # armed at session start, not on a skill's first use
+    command = entry["command"].replace("${CLAUDE_PLUGIN_ROOT}", str(ROOT))
+    proc = monitor_proc(["sh", "-c", command])
+    db = mission(project)
+    wait_until_open(proc, db)
+    record(project, "counter", done=True)
+    assert read_lines(proc, 1, time.monotonic() + GUARD_S) == [
+        "dispatch-kit plan: counter #1 verified"]
+    code, stderr = stop_monitor(proc)
+    assert code == 0 and stderr == ""
+
+
+def test_it_ends_with_0_once_nobody_reads_its_output(project, monitor_proc):
+    """Claude Code killed outright leaves the monitor's shell behind as its parent: the closed
+    socket (here a pipe) is what tells it to end."""
+    proc = monitor_proc()
+    wait_until_waiting(proc)
+    proc.stdout.close()
+    assert proc.wait(timeout=GUARD_S) == 0
+    assert proc.stderr.read() == b""

@@ -8,7 +8,8 @@ the command prints reaches the model as a task notification; the process is
 stopped when the session ends. A monitor that exits is reported to the model
 as well ("ended without producing output (exit 0)"), so this one never ends
 on its own: it exits 0 only on SIGTERM, SIGINT or SIGHUP, when its parent
-goes away, or when nobody reads its output any more.
+goes away, or when nobody reads its output any more (Claude Code gone
+without stopping it).
 
 What makes it fit for that:
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sqlite3
 import sys
@@ -216,6 +218,19 @@ class Monitor:
             self.drop(path)
 
 
+def reader_gone(fd: int) -> bool:
+    """Whether nobody can read ``fd`` any more: a pipe or socket whose other end is closed.
+
+    Claude Code reads a monitor through a socket; should it die without stopping the
+    monitor, the shell it ran the command in lives on as this process's parent, so only
+    the closed socket tells. A file or a terminal never reports this.
+    """
+    poller = select.poll()
+    poller.register(fd, 0)  # errors and hang-ups are reported whatever the mask asks for
+    gone = select.POLLERR | select.POLLHUP | select.POLLNVAL
+    return any(events & gone for _, events in poller.poll(0))
+
+
 def run(*, db: str | None = None, mission: str | None = None, task: str | None = None,
         as_json: bool = False) -> int:
     """Follow until stopped (SIGTERM, SIGINT, SIGHUP), orphaned, or unread; always exit 0."""
@@ -230,7 +245,7 @@ def run(*, db: str | None = None, mission: str | None = None, task: str | None =
     monitor = Monitor(cwd=locate.base_dir(None), environ=os.environ, db=db, mission=mission,
                       task=task, as_json=as_json)
     try:
-        while os.getppid() == parent:
+        while os.getppid() == parent and not reader_gone(sys.stdout.fileno()):
             monitor.tick()
             time.sleep(POLL_S)
     except (KeyboardInterrupt, BrokenPipeError):
