@@ -218,6 +218,7 @@ def test_claude_finds_in_the_install_what_it_finds_in_the_checkout(
     checkout = provides(ROOT / ".claude-plugin" / "plugin.json", tmp_path)
     assert provides(install.cache / ".claude-plugin" / "plugin.json", tmp_path) == checkout
     assert checkout["skills"] and checkout["agents"] and checkout["hooks"] and checkout["bin"]
+    assert checkout["monitors"]  # monitors/monitors.json, through the plugin/monitors link
 
 
 def test_the_installed_copy_runs_the_demo_with_its_own_code(
