@@ -413,6 +413,43 @@ def test_session_start_readies_the_environment_and_returns_at_once(
     assert launch("--version", env=env, cwd=tmp_path).stdout == expected_version()
 
 
+def test_the_monitor_starts_at_once_while_the_environment_is_built(
+    bare_python: Path, wheelhouse: Path, tmp_path: Path
+) -> None:
+    """Claude Code starts the plugin's monitor with the session, maybe before anything is
+    built: like a hook, it runs with the python it has (standard library only)."""
+    data = tmp_path / "data"
+    env = launcher_env(
+        python3_dir(tmp_path, str(bare_python)), CLAUDE_PLUGIN_DATA=str(data),
+        PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse),
+    )
+    proc = subprocess.Popen(
+        [str(LAUNCHER), "ledger", "events", "--follow", "--monitor"], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stderr.readline()  # the launcher's one line, then the monitor runs
+        wait_for_exit(background_build_pid(line))
+        # Following (no ledger here: it waits between looks) with the python it was given,
+        # not one of the built environment.
+        wchan, deadline = Path(f"/proc/{proc.pid}/wchan"), time.monotonic() + 60
+        while "nanosleep" not in wchan.read_text():  # polling a condition, under a guard
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the monitor never reached its loop"
+            time.sleep(0.02)
+        argv0 = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        assert str(data) not in argv0, argv0
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+        assert proc.stdout.read() == "" and "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 def test_hook_fails_open_when_dependencies_cannot_be_installed(
     pipless_python: Path, tmp_path: Path
 ) -> None:
