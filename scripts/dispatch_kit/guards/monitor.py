@@ -27,8 +27,9 @@ What makes it fit for that:
   follows one as soon as it appears (a mission started during the session).
   Only the standard library's sqlite3, as the hooks use; a PostgreSQL ledger
   is not followed (as by the hooks).
-- Harmless: an unreadable ledger is skipped until it reads again; nothing
-  goes to stdout but event lines.
+- Harmless: an unreadable ledger is skipped until it reads again, an error is
+  said once on stderr (only stdout lines become events) and the next look goes on;
+  nothing goes to stdout but event lines.
 """
 
 from __future__ import annotations
@@ -244,9 +245,17 @@ def run(*, db: str | None = None, mission: str | None = None, task: str | None =
     parent = os.getppid()
     monitor = Monitor(cwd=locate.base_dir(None), environ=os.environ, db=db, mission=mission,
                       task=task, as_json=as_json)
+    said: set[str] = set()
     try:
         while os.getppid() == parent and not reader_gone(sys.stdout.fileno()):
-            monitor.tick()
+            try:
+                monitor.tick()
+            except (KeyboardInterrupt, BrokenPipeError):
+                raise
+            except Exception as exc:  # a bug must not end the session's monitor: say it once
+                if repr(exc) not in said:
+                    said.add(repr(exc))
+                    print(f"dispatch-kit monitor: {exc!r}", file=sys.stderr, flush=True)
             time.sleep(POLL_S)
     except (KeyboardInterrupt, BrokenPipeError):
         pass
