@@ -150,7 +150,8 @@ def load_yaml(text: str, path: str) -> Any:
             column=mark.column + 1 if mark else None,
         ) from None
     except YAMLError as exc:
-        raise InputError(f"invalid YAML: {str(exc).splitlines()[0]}", path=path) from None
+        line, column = _reader_error_position(exc, text)
+        raise InputError(f"invalid YAML: {str(exc).splitlines()[0]}", path, line, column) from None
     except RecursionError:
         raise InputError("invalid YAML: nesting too deep", path=path) from None
     if len(docs) != 1:
@@ -160,6 +161,47 @@ def load_yaml(text: str, path: str) -> Any:
     data = docs[0]
     _check_plain(data, path)
     return data
+
+
+def read_document(path: str) -> Any:
+    """The one YAML or JSON document in ``path``, with positions (plans, variables files).
+
+    ruamel first; plain JSON as a fallback.
+
+    ruamel reads almost all JSON. When it rejects a ``.json`` file the standard
+    parser decides: a valid JSON document is accepted (with positions rebuilt),
+    an invalid one is reported with JSON's own line and column.
+    """
+    text = read_text(path)
+    try:
+        return load_yaml(text, path)
+    except InputError as exc:
+        if not path.lower().endswith(".json"):
+            if "mapping values are not allowed" in exc.message:
+                exc.message += " (a value containing ': ' must be quoted)"
+            raise
+    from dispatch_kit.json_positions import load_json
+
+    return load_json(text, path)
+
+
+def _reader_error_position(exc: Exception, text: str) -> tuple[int | None, int | None]:
+    """Where a character YAML refuses (a control character, U+FFFE) sits in ``text``.
+
+    ruamel's ReaderError carries the character and its offset but no line; for a
+    string input the offset counts characters of ``text``. Should it not point at
+    that character, the character's first occurrence does.
+    """
+    from dispatch_kit.json_positions import offset_position
+
+    character = getattr(exc, "character", None)
+    if not isinstance(character, int):
+        return None, None
+    offset = getattr(exc, "position", None)
+    if not (isinstance(offset, int) and 0 <= offset < len(text)
+            and ord(text[offset]) == character):
+        offset = text.find(chr(character))
+    return offset_position(text, offset) if offset >= 0 else (None, None)
 
 
 def _check_plain(data: Any, path: str) -> None:
