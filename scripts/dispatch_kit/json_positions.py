@@ -81,6 +81,16 @@ def offset_position(text: str, offset: int) -> tuple[int, int]:
     return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+def key_position(text: str, key: str) -> tuple[int, int]:
+    """1-based (line, column) of the first ``"key"`` in a JSON text; (1, 1) when absent.
+
+    For a finding about a key a manifest misses or misuses: the first mention is
+    the place a reader looks at, and a missing key has no place but the top.
+    """
+    offset = text.find(json.dumps(key))
+    return offset_position(text, offset) if offset >= 0 else (1, 1)
+
+
 def _long_number(text: str) -> tuple[int | None, int | None]:
     """Where the first integer too long for ``int()`` starts (one linear pass)."""
     import re

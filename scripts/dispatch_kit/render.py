@@ -523,8 +523,3 @@ def select_task_check(document: Mapping[str, Any], task_id: str, path: str) -> d
         path=path,
         line=1,
     )
-
-
-def _line_of(text: str, needle: str) -> int:
-    offset = text.find(needle)
-    return text.count("\n", 0, offset) + 1 if offset >= 0 else 1

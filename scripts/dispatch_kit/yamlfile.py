@@ -66,14 +66,19 @@ def read_text(path: str) -> str:
         raise InputError("is a directory, expected a file", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    return decode_utf8(data, path)
+
+
+def decode_utf8(data: bytes, path: str, problem: str = "not valid UTF-8", then: str = "") -> str:
+    """``data`` as UTF-8 text; InputError ``problem (byte 0xNN)then`` at the bad byte's line
+    and column (the one place a file's bytes are decoded with a position)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", path=path, line=line, column=column
-        ) from None
+        raise InputError(f"{problem} (byte 0x{data[exc.start]:02x}){then}", path, line,
+                         column) from None
 
 
 # Deeper flow nesting than any plan, vars file or check result needs. ruamel's

@@ -33,8 +33,9 @@ COMPONENT_FIELDS = (
 
 
 def _key_line(doc: Document, key: str) -> tuple[int, int]:
-    offset = doc.text.find(f'"{key}"')
-    return doc.position(offset) if offset >= 0 else (1, 1)
+    from dispatch_kit.json_positions import key_position
+
+    return key_position(doc.text, key)
 
 
 def _load(doc: Document) -> tuple[Any, Hit | None]:
