@@ -238,3 +238,36 @@ def test_lint_points_at_the_second_of_two_equal_keys(cli, tmp_path):
     findings = json.loads(result.stdout)
     assert [(f["line"], f["column"], f["message"]) for f in findings] == [
         (2, 3, "invalid JSON: duplicate key 'name'")]
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ('"marketplace": 5', ":3:3: field 'marketplace' must be an object"),
+    ('"marketplace": {\n    "source": "../x"}',
+     ":4:5: field 'marketplace.source' must be a folder inside the pack written './NAME', "
+     "not '../x'"),
+])
+def test_a_malformed_marketplace_entry_is_named_at_its_place(cli, tmp_path, extra, expected):
+    root = pack_copy(tmp_path)
+    (root / "plugin.json").write_text(
+        '{"name": "x", "version": "1.0.0",\n  "description": "d",\n  ' + extra + "}\n")
+    result = cli("manifests", "--check", "--root", str(root))
+    assert (result.returncode, result.stderr) == (2, f"{root / 'plugin.json'}{expected}\n")
+
+
+@pytest.mark.parametrize("agent,expected", [
+    (b"---\nname: [a\n---\nbody\n", ":2:9: frontmatter: expected ',' or ']', but got "
+                                    "'<stream end>'"),
+    (b"---\nname: a\xff\n---\nbody\n", ":2:8: not valid UTF-8 (byte 0xff)"),
+    (None, ": is a directory, expected a file"),
+], ids=["yaml", "utf-8", "folder"])
+def test_a_malformed_agent_file_is_one_line_with_its_place(cli, tmp_path, agent, expected):
+    root = pack_copy(tmp_path)
+    (root / "harnesses").mkdir()  # a checkout: the other harnesses' files are derived
+    target = root / "agents" / "a.md"
+    target.parent.mkdir()
+    if agent is None:
+        target.mkdir()
+    else:
+        target.write_bytes(agent)
+    result = cli("manifests", "--check", "--root", str(root))
+    assert (result.returncode, result.stderr) == (2, f"{target}{expected}\n")

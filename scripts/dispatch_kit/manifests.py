@@ -97,14 +97,35 @@ def read_derived_text(path: Path) -> str:
 
 
 def load_source(root: Path) -> dict[str, Any]:
-    """The root plugin.json, checked for what every derived file needs."""
-    path = root / "plugin.json"
-    data = load_json(path)
+    """The root plugin.json, checked for what every derived file needs.
+
+    A defect is named at the field's line and column (the text is read again,
+    with positions, only then).
+    """
+    from dispatch_kit.json_positions import parse_json
+    from dispatch_kit.yamlfile import read_text
+
+    path = str(root / "plugin.json")
+    text = read_text(path)
+    data = parse_json(text, path)
+
+    def refuse(message: str, *keys: str) -> InputError:
+        from dispatch_kit.json_positions import load_json as positioned
+        from dispatch_kit.yamlfile import locate
+
+        return InputError(message, path, *locate(positioned(text, path), keys))
+
     if not isinstance(data, dict):
-        raise InputError("expected a JSON object", str(path), 1, 1)
+        raise InputError("expected a JSON object", path, 1, 1)
     for key in ("name", "version", "description"):
         if not isinstance(data.get(key), str) or not data[key]:
-            raise InputError(f"field '{key}' must be a non-empty string", str(path), 1, 1)
+            raise refuse(f"field '{key}' must be a non-empty string", key)
+    if not isinstance(data.get("marketplace", {}), dict):
+        raise refuse("field 'marketplace' must be an object", "marketplace")
+    try:
+        install_folder(data)
+    except InputError as exc:
+        raise refuse(exc.message, "marketplace", "source") from None
     return data
 
 
