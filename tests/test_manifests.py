@@ -271,3 +271,18 @@ def test_a_malformed_agent_file_is_one_line_with_its_place(cli, tmp_path, agent,
         target.write_bytes(agent)
     result = cli("manifests", "--check", "--root", str(root))
     assert (result.returncode, result.stderr) == (2, f"{target}{expected}\n")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('{"name": "x", "version": "1.0.0", "description": "d",\n  "author": "\\ud800"}\n',
+     ":2:3: text holds a lone surrogate (a \\ud800-\\udfff escape not part of a pair); "
+     "no manifest can be written with it"),
+    ('{"name": "x",\n  "keywords": ' + "[" * 3000 + "]" * 3000 + "}\n",
+     ":2:214: nesting deeper than 200 levels"),
+], ids=["lone-surrogate", "deep-nesting"])
+def test_plugin_json_no_manifest_can_hold_is_named_at_its_place(cli, tmp_path, text, expected):
+    """Found by tests/test_fuzz_cli.py: a UnicodeEncodeError while writing, a RecursionError."""
+    root = pack_copy(tmp_path)
+    (root / "plugin.json").write_text(text)
+    result = cli("manifests", "--root", str(root))
+    assert (result.returncode, result.stderr) == (2, f"{root / 'plugin.json'}{expected}\n")

@@ -694,3 +694,12 @@ def test_a_good_retry_vars_file_renders(cli, tmp_path):
     result = cli("render", "retry", "--vars", str(path))
     assert result.returncode == 0, result.stderr
     assert "Verdict: fail, exit code 1" in result.stdout
+
+
+def test_an_integer_past_the_digit_limit_in_a_vars_file_is_named_at_its_place(cli, tmp_path):
+    """Found by tests/test_fuzz_cli.py: ruamel's int() failed with no position."""
+    path = tmp_path / "vars.yaml"
+    path.write_text("tasks: []\ngoal: " + "9" * 5000 + "\n")
+    result = cli("render", "report", "--vars", str(path))
+    assert (result.returncode, result.stderr) == (
+        2, f"{path}:2:7: invalid YAML: an integer with more than 4300 digits\n")

@@ -23,7 +23,7 @@ import json
 import sys
 from json.decoder import scanstring
 from json.scanner import NUMBER_RE
-from typing import Any
+from typing import Any, NoReturn
 
 from dispatch_kit.errors import InputError
 
@@ -55,9 +55,9 @@ def parse_json(text: str, path: str | None) -> Any:
         key, line, column = _find_duplicate(text, exc.key)
         raise InputError(f"invalid JSON: duplicate key {key!r}", path, line, column) from None
     except RecursionError:
-        raise InputError("invalid JSON: nesting too deep", path) from None
+        _deep_nesting(text, path)
     except ValueError as exc:  # an integer past the digit limit: json names no position
-        line, column = _long_number(text)
+        line, column = long_number_position(text)
         message = " ".join(str(exc).split())[:200]
         if line is not None:
             message = f"an integer with more than {sys.get_int_max_str_digits()} digits"
@@ -72,8 +72,16 @@ def load_json(text: str, path: str) -> Any:
     try:
         value, _ = _Reader(text).value(_skip(text, 0))
     except RecursionError:
-        raise InputError("invalid JSON: nesting too deep", path) from None
+        _deep_nesting(text, path)
     return value
+
+
+def _deep_nesting(text: str, path: str | None) -> NoReturn:
+    """Refuse a document nested deeper than Python's stack, naming where it gets too deep."""
+    from dispatch_kit.yamlfile import refuse_deep_nesting
+
+    refuse_deep_nesting(text, path or "<input>")  # raises: the depth passed its limit
+    raise InputError("invalid JSON: nesting too deep", path, 1, 1)
 
 
 def offset_position(text: str, offset: int) -> tuple[int, int]:
@@ -91,8 +99,9 @@ def key_position(text: str, key: str) -> tuple[int, int]:
     return offset_position(text, offset) if offset >= 0 else (1, 1)
 
 
-def _long_number(text: str) -> tuple[int | None, int | None]:
-    """Where the first integer too long for ``int()`` starts (one linear pass)."""
+def long_number_position(text: str) -> tuple[int | None, int | None]:
+    """Where the first run of digits too long for ``int()`` starts (one linear pass); the
+    JSON and YAML parsers both fail on it with a ValueError that names no position."""
     import re
 
     limit = sys.get_int_max_str_digits() or len(text) + 1

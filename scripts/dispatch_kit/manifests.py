@@ -120,6 +120,10 @@ def load_source(root: Path) -> dict[str, Any]:
     for key in ("name", "version", "description"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise refuse(f"field '{key}' must be a non-empty string", key)
+    unwritable = _lone_surrogate(data, [])
+    if unwritable is not None:
+        raise refuse("text holds a lone surrogate (a \\ud800-\\udfff escape not part of a "
+                     "pair); no manifest can be written with it", *unwritable)
     if not isinstance(data.get("marketplace", {}), dict):
         raise refuse("field 'marketplace' must be an object", "marketplace")
     try:
@@ -127,6 +131,24 @@ def load_source(root: Path) -> dict[str, Any]:
     except InputError as exc:
         raise refuse(exc.message, "marketplace", "source") from None
     return data
+
+
+def _lone_surrogate(data: Any, keys: list[Any]) -> list[Any] | None:
+    """Where a JSON escape left half a surrogate pair (UTF-8 cannot encode it), or None."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return keys
+        return None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(
+        data, list) else ()
+    for key, value in items:
+        found = _lone_surrogate(key, [*keys, key]) if isinstance(key, str) else None
+        found = found if found is not None else _lone_surrogate(value, [*keys, key])
+        if found is not None:
+            return found
+    return None
 
 
 def install_folder(source: dict[str, Any]) -> str | None:

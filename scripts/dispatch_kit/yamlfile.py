@@ -87,7 +87,7 @@ def decode_utf8(data: bytes, path: str, problem: str = "not valid UTF-8", then: 
 MAX_FLOW_DEPTH = 200
 
 
-def _refuse_deep_nesting(text: str, path: str) -> None:
+def refuse_deep_nesting(text: str, path: str) -> None:
     """One linear pass over ``[``/``{`` outside quotes and comments: where the nesting of
     flow collections first passes :data:`MAX_FLOW_DEPTH`, an InputError names the spot.
 
@@ -136,7 +136,7 @@ def load_yaml(text: str, path: str) -> Any:
 
     if not text.strip():
         raise InputError("empty file", path=path, line=1, column=1)
-    _refuse_deep_nesting(text, path)
+    refuse_deep_nesting(text, path)
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
     try:
@@ -159,6 +159,14 @@ def load_yaml(text: str, path: str) -> Any:
         raise InputError(f"invalid YAML: {str(exc).splitlines()[0]}", path, line, column) from None
     except RecursionError:
         raise InputError("invalid YAML: nesting too deep", path=path) from None
+    except ValueError as exc:  # ruamel builds an integer past Python's digit limit with int()
+        from dispatch_kit.json_positions import long_number_position
+
+        line, column = long_number_position(text)
+        message = " ".join(str(exc).split())[:200]
+        if line is not None:
+            message = f"an integer with more than {sys.get_int_max_str_digits()} digits"
+        raise InputError(f"invalid YAML: {message}", path, line or 1, column or 1) from None
     if len(docs) != 1:
         raise InputError(
             f"expected one YAML document, found {len(docs)}", path=path, line=1, column=1
