@@ -9,6 +9,11 @@ the promise, checked on inputs hypothesis builds and shrinks:
 - no case takes longer than a hard limit (an alarm in this thread: the regex
   engine and Python code both stop on it).
 
+The readers: plans (file and stdin), ``--vars`` files (with control characters
+and retry failures of any verdict), check results, lint targets, ``plugin.json``
+(repeated keys, bad UTF-8, any field), a ledger file of any bytes (random, an
+SQLite header over noise, a real ledger with bytes overwritten), the hook's event.
+
 The CLI's ``main`` runs in-process with captured output (equivalent to a
 subprocess for everything here, and 50x cheaper); a few subprocess cases run
 the real thing. CI runs a bounded number of examples (profile ``ci``, the
@@ -159,11 +164,48 @@ def test_plan_validate_stdin(data: bytes) -> None:
     assert_contract(code, err, lines=False)
 
 
-@given(data=DOCUMENT, template=st.sampled_from(["worker", "retry", "executor", "report"]))
-def test_render_any_vars_file(tmp_path_factory, data: bytes, template: str) -> None:
-    path = write(tmp_path_factory.mktemp("v"), "vars.yaml", data)
+def assert_located(code: int, err: str) -> None:
+    """Exit 2 names a place: the vars file's ``file:line:col``, or the template line its
+    values broke (a vars file is refused at 1:1 at least, even on one line)."""
+    assert code in EXITS and "Traceback" not in err, (code, err[-2000:])
+    if code == 2:
+        first = err.strip().splitlines()[0] if err.strip() else ""
+        assert LOCATION.search(first), err[:500]
+
+
+RETRY_VARS = st.fixed_dictionaries(
+    {"failures": st.one_of(SCALARS, st.lists(st.one_of(SCALARS, st.fixed_dictionaries(
+        {"verdict": st.one_of(SCALARS, st.sampled_from(["fail", "timeout", "error", "pass"]))},
+        optional={"number": SCALARS, "criterion": SCALARS, "exit_code": SCALARS,
+                  "duration": SCALARS, "message": SCALARS})), max_size=3))},
+    optional={"task_id": SCALARS, "attempt": SCALARS, "max_retries": SCALARS,
+              "criteria_total": SCALARS, "dispatch": JSONISH})
+CONTROL = st.sampled_from([chr(c) for c in (*range(0, 9), 11, 12, *range(14, 32), 127, 0x85,
+                                              0xFFFE)])
+
+
+def with_control(doc: bytes, where: int, char: str) -> bytes:
+    """``doc`` with a control character inserted (a YAML reader refuses most of them)."""
+    at = where % (len(doc) + 1)
+    return doc[:at] + char.encode("utf-8", "surrogatepass") + doc[at:]
+
+
+VARS = st.one_of(
+    DOCUMENT,
+    st.tuples(RETRY_VARS, st.sampled_from(["json", "yaml"])).map(lambda p: serialize(*p)),
+    st.builds(with_control, st.tuples(RETRY_VARS, st.sampled_from(["json", "yaml"])).map(
+        lambda p: serialize(*p)), st.integers(0, 400), CONTROL),
+)
+
+
+@given(data=VARS, template=st.sampled_from(["worker", "retry", "executor", "report"]),
+       suffix=st.sampled_from(["yaml", "json"]))
+def test_render_any_vars_file(tmp_path_factory, data: bytes, template: str, suffix: str) -> None:
+    path = write(tmp_path_factory.mktemp("v"), f"vars.{suffix}", data)
     code, _, err = invoke(["render", template, "--vars", path])
-    assert_contract(code, err, lines=False)
+    assert_located(code, err)
+    if code == 2 and not err.startswith(path):  # a template line, not the file: it parsed
+        assert ".j2:" in err.splitlines()[0], err[:500]
 
 
 CHECK_RESULT = st.fixed_dictionaries({
@@ -213,12 +255,86 @@ def test_lint_any_file(tmp_path_factory, data: bytes, name: str) -> None:
     assert_contract(code, err, lines=False)
 
 
-@given(data=st.one_of(RAW, JSONISH.map(lambda d: serialize(d, "json"))))
-def test_manifests_any_plugin_json(tmp_path_factory, data: bytes) -> None:
+PLUGIN_KEYS = ["name", "version", "description", "marketplace", "author", "keywords",
+               "homepage", "repository", "license", "skills", "hooks", "agents"]
+MARKETPLACE = st.fixed_dictionaries({}, optional={
+    "source": st.one_of(SCALARS, st.sampled_from(["./", "./plugin", "../x", "./a/../..", "x"])),
+    "name": SCALARS, "owner": JSONISH, "category": JSONISH})
+
+
+def json_object_text(pairs: list[tuple[str, object]]) -> bytes:
+    """A JSON object one member a line, keys free to repeat (json.dumps cannot write that)."""
+    members = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, allow_nan=True)}" for k, v in pairs)
+    return ("{\n" + members + "\n}\n").encode("utf-8", "surrogatepass")
+
+
+PLUGIN_PAIRS = st.lists(st.tuples(st.sampled_from(PLUGIN_KEYS), st.one_of(
+    st.sampled_from(["x", "1.0.0", "a plugin"]), SCALARS, JSONISH, MARKETPLACE)), max_size=8)
+BASE = [("name", "x"), ("version", "1.0.0"), ("description", "d")]
+PLUGIN_JSON = st.one_of(
+    RAW,
+    JSONISH.map(lambda d: json.dumps(d, indent=1, allow_nan=True).encode("utf-8",
+                                                                        "surrogatepass")),
+    PLUGIN_PAIRS.map(json_object_text),
+    PLUGIN_PAIRS.map(lambda pairs: json_object_text(BASE + pairs)),  # duplicates likely
+    st.builds(lambda doc, at, bad: doc[:at % (len(doc) + 1)] + bad + doc[at % (len(doc) + 1):],
+              PLUGIN_PAIRS.map(lambda pairs: json_object_text(BASE + pairs)),
+              st.integers(0, 300), st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00"])),
+)
+
+
+@given(data=PLUGIN_JSON, check=st.booleans())
+def test_manifests_any_plugin_json(tmp_path_factory, data: bytes, check: bool) -> None:
     tmp = tmp_path_factory.mktemp("m")
-    write(tmp, "plugin.json", data)
-    code, _, err = invoke(["manifests", "--check", "--root", str(tmp)])
-    assert_contract(code, err, lines=False)
+    path = write(tmp, "plugin.json", data)
+    code, _, err = invoke(["manifests", *(["--check"] if check else []), "--root", str(tmp)])
+    assert_contract(code, err, lines=b"\n" in data.strip(), path=path)
+
+
+# --- a ledger file of any bytes ------------------------------------------------------------
+
+LEDGER_CACHE: dict[str, bytes] = {}
+
+
+def a_real_ledger(tmp: Path) -> bytes:
+    """The bytes of a ledger that ran a mission (made once), for damage done to a real one."""
+    if "db" not in LEDGER_CACHE:
+        plan = example_plan(tmp)
+        db = str(tmp / "ledger.db")
+        assert invoke(["ledger", "init", plan, "--db", db])[0] == 0
+        assert invoke(["ledger", "claim", "a", "--db", db, "--by", "fuzz"])[0] == 0
+        import sqlite3
+
+        conn = sqlite3.connect(db)  # everything into the one file, whatever WAL still holds
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        LEDGER_CACHE["db"] = Path(db).read_bytes()
+    return LEDGER_CACHE["db"]
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@given(kind=st.sampled_from(["random", "header", "damaged"]), noise=st.binary(max_size=600),
+       spots=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=40),
+       argv=st.sampled_from([["ledger", "status"], ["ledger", "events"],
+                             ["ledger", "status", "--format", "json"], ["ledger", "next"]]))
+def test_any_ledger_file(tmp_path_factory, kind, noise, spots, argv) -> None:
+    tmp = tmp_path_factory.mktemp("db")
+    if kind == "random":
+        data = noise
+    elif kind == "header":
+        data = SQLITE_HEADER + noise
+    else:
+        page = bytearray(a_real_ledger(tmp_path_factory.mktemp("real")))
+        for offset, value in spots:
+            page[offset % len(page)] = value
+        data = bytes(page)
+    db = write(tmp, "ledger.db", data)
+    code, _, err = invoke([*argv, "--db", db])
+    assert code in EXITS and "Traceback" not in err, (code, err[-2000:])
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1, err[:2000]
 
 
 EVENT = st.fixed_dictionaries({

@@ -103,3 +103,27 @@ def test_brackets_inside_quotes_and_comments_do_not_count(tmp_path, cli):
     result = cli("plan", "validate", str(plan))
     assert "nesting" not in result.stderr
     assert "missing required field 'tasks'" in result.stderr
+
+
+def test_an_integer_past_the_digit_limit_in_a_check_result_is_named_by_its_place(tmp_path, cli):
+    plan, doc = checked(tmp_path, cli)
+    text = json.dumps(doc, indent=2).replace('"version": 1', '"version": 1' + "0" * 5000, 1)
+    result = cli("ledger", "record", "a", "--db", str(tmp_path / "l.db"),
+                 "--check", str(write(tmp_path, text)))
+    assert result.returncode == 2
+    assert result.stderr == (f"{tmp_path / 'result.json'}:2:14: invalid JSON: an integer with "
+                             "more than 4300 digits\n")
+
+
+def test_one_reader_per_format_gives_positions():
+    """JSON errors are placed by json_positions alone, undecodable bytes by yamlfile alone:
+    a second copy drifts (the manifests' copy gave a duplicate key no position at all)."""
+    package = Path(__file__).resolve().parents[1] / "scripts" / "dispatch_kit"
+    owners = {".lineno, exc.colno": "json_positions.py", "rfind(b\"\\n\"": "yamlfile.py",
+              "JSONDecodeError as": "json_positions.py"}
+    for source in sorted(package.rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        for needle, owner in owners.items():
+            assert needle not in text or source.name == owner, (
+                f"{source.relative_to(package)} computes a position itself ({needle!r}); "
+                f"use {owner}")

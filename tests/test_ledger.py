@@ -363,3 +363,77 @@ def test_eight_racing_claimers_take_each_of_1000_items_exactly_once(tmp_path):
     assert len(holders) == 1000
     assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 1000
     assert len(set(holders.values())) > 1  # they really raced
+
+
+# --- a file that is not a whole ledger (issue 13): one specific line, exit 2, untouched -----
+
+def _sqlite_file(path: Path, *statements: str) -> None:
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+META = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+NOT_LEDGERS = {
+    "another program's": (
+        lambda p: _sqlite_file(p, "CREATE TABLE notes (body TEXT)"),
+        "not a dispatch-kit ledger (no meta table)"),
+    "meta without a version": (
+        lambda p: _sqlite_file(p, META),
+        "not a dispatch-kit ledger (no schema_version in its meta table)"),
+    "a garbage version": (
+        lambda p: _sqlite_file(p, META, "INSERT INTO meta VALUES ('schema_version', 'v1.x')"),
+        "not a dispatch-kit ledger (schema_version 'v1.x' in its meta table is not a version "
+        "number)"),
+    "another meta layout": (
+        lambda p: _sqlite_file(p, "CREATE TABLE meta (name TEXT)"),
+        "not a dispatch-kit ledger (its meta table has another layout: no such column: value)"),
+    "tables missing": (
+        lambda p: _sqlite_file(p, META, "INSERT INTO meta VALUES ('schema_version', '1')",
+                               "CREATE TABLE tasks (x)"),
+        "a damaged dispatch-kit ledger: tables attempts, claims, deps, events, missions missing"),
+    "random bytes": (
+        lambda p: p.write_bytes(random.Random(13).randbytes(4096)),
+        "not a usable dispatch-kit ledger (not an SQLite database file)"),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_LEDGERS)
+def test_a_file_that_is_not_a_whole_ledger_is_named_and_left_alone(tmp_path, cli, kind):
+    plan = write_plan(tmp_path)
+    db = tmp_path / "ledger.db"
+    make, message = NOT_LEDGERS[kind]
+    make(db)
+    before = db.read_bytes()
+    for args in (["ledger", "status"], ["ledger", "events"], ["ledger", "init", str(plan)],
+                 ["run", str(plan), "--worker", "true"]):
+        result = cli(*args, "--db", str(db))
+        assert (result.returncode, result.stderr) == (2, f"{db}: {message}\n"), args
+        assert db.read_bytes() == before, f"{args} wrote into {kind} file"
+
+
+def test_a_ledger_table_with_other_columns_is_named_before_any_query(tmp_path, cli):
+    plan = write_plan(tmp_path)
+    db = tmp_path / "ledger.db"
+    assert cli("ledger", "init", str(plan), "--db", str(db)).returncode == 0
+    _sqlite_file(db, "DROP TABLE claims", "CREATE TABLE claims (x)")
+    for args in (["ledger", "status"], ["ledger", "events"],
+                 ["run", str(plan), "--worker", "true"]):
+        result = cli(*args, "--db", str(db))
+        assert result.returncode == 2 and result.stderr == (
+            f"{db}: a damaged dispatch-kit ledger: table claims has no column attempt_id, "
+            "claimed_at, holder, holder_pid, holder_start, ...\n"), result.stderr
+
+
+def test_an_empty_file_is_no_ledger_to_read_but_one_can_start_there(tmp_path, cli):
+    plan = write_plan(tmp_path)
+    db = tmp_path / "ledger.db"
+    db.touch()
+    result = cli("ledger", "status", "--db", str(db))
+    assert (result.returncode, result.stderr) == (
+        2, f"{db}: not a dispatch-kit ledger (an empty SQLite database: no meta table); "
+           "create one with `dispatch-kit ledger init PLAN`\n")
+    assert cli("ledger", "init", str(plan), "--db", str(db)).returncode == 0
+    assert cli("ledger", "status", "--db", str(db)).returncode == 0

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 
@@ -182,3 +183,106 @@ def test_an_install_source_outside_the_pack_is_bad_input(cli, tmp_path):
     result = cli("manifests", "--check", "--root", str(root))
     assert result.returncode == 2
     assert "field 'marketplace.source' must be a folder inside the pack" in result.stderr
+
+
+# --- a malformed plugin.json: one line at file:line:col, exit 2, from every reader ----------
+
+SOURCE_DEFECTS = {
+    # defect: (how to make it, the expected line of stderr after the path)
+    "folder": (lambda p: p.mkdir(), ": is a directory, expected a file"),
+    "duplicate key": (
+        lambda p: p.write_text('{"name": "x", "author": {"name": "a"},\n'
+                               '  "version": "1.0.0", "name": "y", "description": "d"}\n'),
+        ":2:23: invalid JSON: duplicate key 'name'"),
+    "bad UTF-8": (
+        lambda p: p.write_bytes(b'{"name": "x",\n  "description": "caf\xe9"}\n'),
+        ":2:22: not valid UTF-8 (byte 0xe9)"),
+}
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["write", "check"])
+@pytest.mark.parametrize("defect", SOURCE_DEFECTS)
+def test_a_malformed_root_plugin_json_is_one_line_with_its_position(cli, tmp_path, defect, check):
+    root = pack_copy(tmp_path)
+    make, expected = SOURCE_DEFECTS[defect]
+    (root / "plugin.json").unlink()
+    make(root / "plugin.json")
+    result = cli("manifests", *(["--check"] if check else []), "--root", str(root))
+    assert result.returncode == 2
+    assert result.stderr == f"{root / 'plugin.json'}{expected}\n"
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["write", "check"])
+@pytest.mark.parametrize("defect", SOURCE_DEFECTS)
+def test_a_malformed_derived_plugin_json_is_one_line_with_its_position(
+        cli, tmp_path, defect, check):
+    root = pack_copy(tmp_path)
+    make, expected = SOURCE_DEFECTS[defect]
+    derived = root / ".claude-plugin" / "plugin.json"
+    derived.unlink()
+    make(derived)
+    result = cli("manifests", *(["--check"] if check else []), "--root", str(root))
+    if defect == "duplicate key" and not check:
+        # Writing replaces the stale copy; it is never read as JSON.
+        assert result.returncode == 0 and "wrote .claude-plugin/plugin.json" in result.stdout
+        return
+    assert result.returncode == 2
+    assert result.stderr == f"{derived}{expected}\n"
+
+
+def test_lint_points_at_the_second_of_two_equal_keys(cli, tmp_path):
+    manifest = tmp_path / ".claude-plugin" / "plugin.json"
+    manifest.parent.mkdir()
+    manifest.write_text('{"name": "a-b", "skills": {"name": 1},\n  "name": "c-d"}\n')
+    result = cli("lint", str(manifest), "--format", "json")
+    findings = json.loads(result.stdout)
+    assert [(f["line"], f["column"], f["message"]) for f in findings] == [
+        (2, 3, "invalid JSON: duplicate key 'name'")]
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ('"marketplace": 5', ":3:3: field 'marketplace' must be an object"),
+    ('"marketplace": {\n    "source": "../x"}',
+     ":4:5: field 'marketplace.source' must be a folder inside the pack written './NAME', "
+     "not '../x'"),
+])
+def test_a_malformed_marketplace_entry_is_named_at_its_place(cli, tmp_path, extra, expected):
+    root = pack_copy(tmp_path)
+    (root / "plugin.json").write_text(
+        '{"name": "x", "version": "1.0.0",\n  "description": "d",\n  ' + extra + "}\n")
+    result = cli("manifests", "--check", "--root", str(root))
+    assert (result.returncode, result.stderr) == (2, f"{root / 'plugin.json'}{expected}\n")
+
+
+@pytest.mark.parametrize("agent,expected", [
+    (b"---\nname: [a\n---\nbody\n", ":2:9: frontmatter: expected ',' or ']', but got "
+                                    "'<stream end>'"),
+    (b"---\nname: a\xff\n---\nbody\n", ":2:8: not valid UTF-8 (byte 0xff)"),
+    (None, ": is a directory, expected a file"),
+], ids=["yaml", "utf-8", "folder"])
+def test_a_malformed_agent_file_is_one_line_with_its_place(cli, tmp_path, agent, expected):
+    root = pack_copy(tmp_path)
+    (root / "harnesses").mkdir()  # a checkout: the other harnesses' files are derived
+    target = root / "agents" / "a.md"
+    target.parent.mkdir()
+    if agent is None:
+        target.mkdir()
+    else:
+        target.write_bytes(agent)
+    result = cli("manifests", "--check", "--root", str(root))
+    assert (result.returncode, result.stderr) == (2, f"{target}{expected}\n")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('{"name": "x", "version": "1.0.0", "description": "d",\n  "author": "\\ud800"}\n',
+     ":2:3: text holds a lone surrogate (a \\ud800-\\udfff escape not part of a pair); "
+     "no manifest can be written with it"),
+    ('{"name": "x",\n  "keywords": ' + "[" * 3000 + "]" * 3000 + "}\n",
+     ":2:214: nesting deeper than 200 levels"),
+], ids=["lone-surrogate", "deep-nesting"])
+def test_plugin_json_no_manifest_can_hold_is_named_at_its_place(cli, tmp_path, text, expected):
+    """Found by tests/test_fuzz_cli.py: a UnicodeEncodeError while writing, a RecursionError."""
+    root = pack_copy(tmp_path)
+    (root / "plugin.json").write_text(text)
+    result = cli("manifests", "--root", str(root))
+    assert (result.returncode, result.stderr) == (2, f"{root / 'plugin.json'}{expected}\n")

@@ -627,3 +627,79 @@ def test_the_runners_fallback_addendum_numbers_attempts_as_the_ledger(monkeypatc
                   started_at=None, finished_at=None)
     text = build_prompt(plan, row, task, base=tmp_path)
     assert "## Previous attempt failed (attempt 1/4)\nError: criterion 2 failed" in text
+
+
+# --- a variables file: every defect at file:line:col (issue 13) -----------------------------
+
+RETRY_VARS = """task_id: a
+task_title: t
+task_dir: .
+attempt: 1
+max_retries: 2
+criteria_total: 1
+plan_path: null
+worker_outcome: null
+worker_timed_out: false
+dispatch: {mission: m, task: a, attempt: 2, ledger: l.db}
+failures:
+  - number: 1
+    criterion: "test -f done.txt"
+    verdict: fail
+    exit_code: 1
+    duration: 0.1
+    message: ""
+    stdout_tail: ""
+    stderr_tail: ""
+"""
+
+
+@pytest.mark.parametrize("name,text,expected", [
+    ("vars.yaml", 'tasks: []\ngoal: "a\x01b"\n',
+     ":2:9: invalid YAML: unacceptable character #x0001: special characters are not allowed"),
+    ("vars.yaml", "tasks: []\ngoal: a\x07b\n",
+     ":2:8: invalid YAML: unacceptable character #x0007: special characters are not allowed"),
+    ("vars.json", '{"tasks": [],\n "goal": "a\x01b"}\n',
+     ":2:12: invalid JSON: Invalid control character at"),
+], ids=["quoted", "plain", "json"])
+def test_a_control_character_in_a_vars_file_is_named_by_line_and_column(
+        cli, tmp_path, name, text, expected):
+    path = tmp_path / name
+    path.write_text(text)
+    result = cli("render", "report", "--vars", str(path))
+    assert result.returncode == 2
+    assert result.stderr == f"{path}{expected}\n"
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ("verdict: fail", "verdict: maybe",
+     ":14:5: failures[0].verdict is 'maybe'; expected one of fail, timeout, error"),
+    ("verdict: fail", "verdict: pass",
+     ":14:5: failures[0].verdict is 'pass'; expected one of fail, timeout, error"),
+    ("verdict: fail", "verdict: [fail]",
+     ":14:5: failures[0].verdict is ['fail']; expected one of fail, timeout, error"),
+    ("failures:\n  - number: 1", "failures:\n  - 7\n  - number: 1",
+     ":12:5: failures[0] must be a mapping (number, criterion, verdict, ...)"),
+], ids=["unknown", "pass", "list", "not-a-mapping"])
+def test_a_retry_vars_file_with_a_bad_verdict_is_refused_where_it_is_written(
+        cli, tmp_path, old, new, expected):
+    path = tmp_path / "retry.yaml"
+    path.write_text(RETRY_VARS.replace(old, new))
+    result = cli("render", "retry", "--vars", str(path))
+    assert (result.returncode, result.stderr) == (2, f"{path}{expected}\n")
+
+
+def test_a_good_retry_vars_file_renders(cli, tmp_path):
+    path = tmp_path / "retry.yaml"
+    path.write_text(RETRY_VARS)
+    result = cli("render", "retry", "--vars", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "Verdict: fail, exit code 1" in result.stdout
+
+
+def test_an_integer_past_the_digit_limit_in_a_vars_file_is_named_at_its_place(cli, tmp_path):
+    """Found by tests/test_fuzz_cli.py: ruamel's int() failed with no position."""
+    path = tmp_path / "vars.yaml"
+    path.write_text("tasks: []\ngoal: " + "9" * 5000 + "\n")
+    result = cli("render", "report", "--vars", str(path))
+    assert (result.returncode, result.stderr) == (
+        2, f"{path}:2:7: invalid YAML: an integer with more than 4300 digits\n")

@@ -64,13 +64,21 @@ def derive(source: dict[str, Any], root: Path) -> dict[str, dict[str, Any] | str
 
 def read_agent(path: Path) -> tuple[dict[str, Any], str]:
     """(frontmatter, body) of a pack agent; InputError when it has no usable frontmatter."""
-    text = path.read_text(encoding="utf-8")
+    from dispatch_kit.yamlfile import read_text
+
+    text = read_text(str(path))  # a folder, a FIFO or bad UTF-8: one line with its place
     if not text.startswith("---\n"):
         raise InputError("no frontmatter", path=str(path))
     end = text.find("\n---\n", 4)
     if end < 0:
         raise InputError("frontmatter is not closed", path=str(path))
-    front = yaml.safe_load(text[4:end]) or {}
+    try:
+        front = yaml.safe_load(text[4:end]) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = " ".join(str(getattr(exc, "problem", None) or "invalid YAML").split())
+        raise InputError(f"frontmatter: {problem}", str(path),
+                         mark.line + 2 if mark else 2, mark.column + 1 if mark else 1) from None
     if not isinstance(front, dict) or not front.get("name") or not front.get("description"):
         raise InputError("frontmatter needs name and description", path=str(path))
     return front, text[end + 5:]

@@ -29,7 +29,6 @@ from typing import Any
 
 from dispatch_kit import __version__
 from dispatch_kit.errors import InputError
-from dispatch_kit.json_positions import DuplicateKey, reject_duplicate_keys
 
 # Fields Claude Code's plugin.json accepts that the root file may set.
 CLAUDE_PLUGIN_FIELDS = (
@@ -79,31 +78,77 @@ _MISSING = type("Missing", (), {"__repr__": lambda self: "<missing>"})()
 
 
 def load_json(path: Path) -> Any:
-    """Parse a JSON file, turning every defect into an InputError with its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", path=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 at byte {exc.start}", path=str(path)) from None
-    try:
-        return json.loads(text, object_pairs_hook=reject_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg}", str(path), exc.lineno, exc.colno) from None
-    except DuplicateKey as exc:
-        raise InputError(f"invalid JSON: {exc}", path=str(path)) from None
+    """Parse a JSON file, turning every defect into an InputError at ``file:line:col``.
+
+    Read like every input: a regular file (a folder or a FIFO named
+    ``plugin.json`` is refused), UTF-8 (a bad byte is named by line and
+    column), strict JSON (a duplicate key at its second occurrence).
+    """
+    from dispatch_kit.json_positions import read_json
+
+    return read_json(str(path))
+
+
+def read_derived_text(path: Path) -> str:
+    """A derived file's text, through the same reader (a folder or bad UTF-8: one line)."""
+    from dispatch_kit.yamlfile import read_text
+
+    return read_text(str(path))
 
 
 def load_source(root: Path) -> dict[str, Any]:
-    """The root plugin.json, checked for what every derived file needs."""
-    path = root / "plugin.json"
-    data = load_json(path)
+    """The root plugin.json, checked for what every derived file needs.
+
+    A defect is named at the field's line and column (the text is read again,
+    with positions, only then).
+    """
+    from dispatch_kit.json_positions import parse_json
+    from dispatch_kit.yamlfile import read_text
+
+    path = str(root / "plugin.json")
+    text = read_text(path)
+    data = parse_json(text, path)
+
+    def refuse(message: str, *keys: str) -> InputError:
+        from dispatch_kit.json_positions import load_json as positioned
+        from dispatch_kit.yamlfile import locate
+
+        return InputError(message, path, *locate(positioned(text, path), keys))
+
     if not isinstance(data, dict):
-        raise InputError("expected a JSON object", str(path), 1, 1)
+        raise InputError("expected a JSON object", path, 1, 1)
     for key in ("name", "version", "description"):
         if not isinstance(data.get(key), str) or not data[key]:
-            raise InputError(f"field '{key}' must be a non-empty string", str(path), 1, 1)
+            raise refuse(f"field '{key}' must be a non-empty string", key)
+    unwritable = _lone_surrogate(data, [])
+    if unwritable is not None:
+        raise refuse("text holds a lone surrogate (a \\ud800-\\udfff escape not part of a "
+                     "pair); no manifest can be written with it", *unwritable)
+    if not isinstance(data.get("marketplace", {}), dict):
+        raise refuse("field 'marketplace' must be an object", "marketplace")
+    try:
+        install_folder(data)
+    except InputError as exc:
+        raise refuse(exc.message, "marketplace", "source") from None
     return data
+
+
+def _lone_surrogate(data: Any, keys: list[Any]) -> list[Any] | None:
+    """Where a JSON escape left half a surrogate pair (UTF-8 cannot encode it), or None."""
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return keys
+        return None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(
+        data, list) else ()
+    for key, value in items:
+        found = _lone_surrogate(key, [*keys, key]) if isinstance(key, str) else None
+        found = found if found is not None else _lone_surrogate(value, [*keys, key])
+        if found is not None:
+            return found
+    return None
 
 
 def install_folder(source: dict[str, Any]) -> str | None:
@@ -203,7 +248,7 @@ def write(root: Path) -> list[str]:
     for rel, data in derive(load_source(root), root).items():
         target = _real_target(root, rel)
         text = data if isinstance(data, str) else render_json(data)
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
+        if not target.exists() or read_derived_text(target) != text:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
             changed.append(rel)
@@ -217,7 +262,7 @@ def check(root: Path) -> list[Drift]:
     for rel, expected in derive(source, root).items():
         target = _real_target(root, rel)
         if isinstance(expected, str):  # generated text (an agent file, a plugin script)
-            found_text = target.read_text(encoding="utf-8") if target.exists() else None
+            found_text = read_derived_text(target) if target.exists() else None
             if found_text != expected:
                 drifts.append(Drift(rel, TEXT, "the generated text",
                                     _MISSING if found_text is None else "other text",

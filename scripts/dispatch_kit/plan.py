@@ -33,7 +33,7 @@ from dispatch_kit.plan_model import (
     Task,
 )
 from dispatch_kit.vague_criteria import vague_reason
-from dispatch_kit.yamlfile import locate, position, to_plain
+from dispatch_kit.yamlfile import locate, position, read_document, to_plain
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "plan.schema.json"
 STRUCTURED_KINDS = ("file_exists", "contains", "min_bytes", "run")
@@ -92,28 +92,6 @@ def validate_plan(
         ordered = sorted(unique.values(), key=lambda e: (e.line or 0, e.column or 0))
         return None, ordered
     return _build(doc, plain, path), []
-
-
-def read_document(path: str) -> Any:
-    """One YAML or JSON document with positions (ruamel first; plain JSON as a fallback).
-
-    ruamel reads almost all JSON. When it rejects a ``.json`` file the standard
-    parser decides: a valid JSON document is accepted (with positions rebuilt),
-    an invalid one is reported with JSON's own line and column.
-    """
-    from dispatch_kit.yamlfile import load_yaml, read_text
-
-    text = read_text(path)
-    try:
-        return load_yaml(text, path)
-    except InputError as exc:
-        if not path.lower().endswith(".json"):
-            if "mapping values are not allowed" in exc.message:
-                exc.message += " (a value containing ': ' must be quoted)"
-            raise
-    from dispatch_kit.json_positions import load_json
-
-    return load_json(text, path)
 
 
 def summary(plan: Plan) -> str:

@@ -223,11 +223,22 @@ def _undefined_message(exc: Exception, where: str) -> str:
 # --------------------------------------------------------------------------- variables files
 
 
-def load_vars(path: str) -> dict[str, Any]:
-    """Variables for a template from a YAML or JSON file whose top level is a mapping."""
-    from dispatch_kit.yamlfile import load_yaml, read_text, to_plain
+def load_vars(path: str, template: str | None = None) -> dict[str, Any]:
+    """Variables for a template from a YAML or JSON file whose top level is a mapping.
 
-    data = load_yaml(read_text(path), path)
+    Read like a plan (the same reader, the same JSON fallback), so every defect
+    of the file is named at ``file:line:col``. For ``retry`` the failures are
+    checked too: a verdict the addendum cannot explain is refused where it is
+    written, not rendered as if it were a failure.
+    """
+    from dispatch_kit.yamlfile import read_document, to_plain
+
+    try:
+        data = read_document(path)
+    except InputError as exc:
+        if exc.line is None and path != "-" and Path(path).is_file():
+            exc.line, exc.column = 1, 1  # keep the file:line:col shape tools parse
+        raise
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
         lc = getattr(data, "lc", None)
@@ -239,7 +250,32 @@ def load_vars(path: str) -> dict[str, Any]:
             line=line,
             column=column,
         )
+    if template == "retry":
+        _check_failures(data, path)
     return to_plain(data)
+
+
+def _check_failures(data: Mapping[str, Any], path: str) -> None:
+    """``failures`` of retry variables: a list of mappings whose verdict is a failing one."""
+    from dispatch_kit.yamlfile import locate, to_plain
+
+    failures = data.get("failures")
+    if failures is None:
+        return  # the template names the missing variable
+    if not isinstance(failures, list):
+        raise InputError("'failures' must be a list of the criteria that did not pass",
+                         path, *locate(data, ["failures"]))
+    for number, entry in enumerate(failures):
+        if not isinstance(entry, Mapping):
+            raise InputError(
+                f"failures[{number}] must be a mapping (number, criterion, verdict, ...)",
+                path, *locate(data, ["failures", number]))
+        verdict = entry.get("verdict")
+        if not isinstance(verdict, str) or verdict not in FAILING_VERDICTS:
+            raise InputError(
+                f"failures[{number}].verdict is {to_plain(verdict)!r}; expected one of "
+                f"{', '.join(FAILING_VERDICTS)}",
+                path, *locate(data, ["failures", number, "verdict"]))
 
 
 # --------------------------------------------------------------------------- plan variables
@@ -487,8 +523,3 @@ def select_task_check(document: Mapping[str, Any], task_id: str, path: str) -> d
         path=path,
         line=1,
     )
-
-
-def _line_of(text: str, needle: str) -> int:
-    offset = text.find(needle)
-    return text.count("\n", 0, offset) + 1 if offset >= 0 else 1

@@ -66,14 +66,19 @@ def read_text(path: str) -> str:
         raise InputError("is a directory, expected a file", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    return decode_utf8(data, path)
+
+
+def decode_utf8(data: bytes, path: str, problem: str = "not valid UTF-8", then: str = "") -> str:
+    """``data`` as UTF-8 text; InputError ``problem (byte 0xNN)then`` at the bad byte's line
+    and column (the one place a file's bytes are decoded with a position)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", path=path, line=line, column=column
-        ) from None
+        raise InputError(f"{problem} (byte 0x{data[exc.start]:02x}){then}", path, line,
+                         column) from None
 
 
 # Deeper flow nesting than any plan, vars file or check result needs. ruamel's
@@ -82,7 +87,7 @@ def read_text(path: str) -> str:
 MAX_FLOW_DEPTH = 200
 
 
-def _refuse_deep_nesting(text: str, path: str) -> None:
+def refuse_deep_nesting(text: str, path: str) -> None:
     """One linear pass over ``[``/``{`` outside quotes and comments: where the nesting of
     flow collections first passes :data:`MAX_FLOW_DEPTH`, an InputError names the spot.
 
@@ -131,7 +136,7 @@ def load_yaml(text: str, path: str) -> Any:
 
     if not text.strip():
         raise InputError("empty file", path=path, line=1, column=1)
-    _refuse_deep_nesting(text, path)
+    refuse_deep_nesting(text, path)
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
     try:
@@ -150,9 +155,18 @@ def load_yaml(text: str, path: str) -> Any:
             column=mark.column + 1 if mark else None,
         ) from None
     except YAMLError as exc:
-        raise InputError(f"invalid YAML: {str(exc).splitlines()[0]}", path=path) from None
+        line, column = _reader_error_position(exc, text)
+        raise InputError(f"invalid YAML: {str(exc).splitlines()[0]}", path, line, column) from None
     except RecursionError:
         raise InputError("invalid YAML: nesting too deep", path=path) from None
+    except ValueError as exc:  # ruamel builds an integer past Python's digit limit with int()
+        from dispatch_kit.json_positions import long_number_position
+
+        line, column = long_number_position(text)
+        message = " ".join(str(exc).split())[:200]
+        if line is not None:
+            message = f"an integer with more than {sys.get_int_max_str_digits()} digits"
+        raise InputError(f"invalid YAML: {message}", path, line or 1, column or 1) from None
     if len(docs) != 1:
         raise InputError(
             f"expected one YAML document, found {len(docs)}", path=path, line=1, column=1
@@ -160,6 +174,47 @@ def load_yaml(text: str, path: str) -> Any:
     data = docs[0]
     _check_plain(data, path)
     return data
+
+
+def read_document(path: str) -> Any:
+    """The one YAML or JSON document in ``path``, with positions (plans, variables files).
+
+    ruamel first; plain JSON as a fallback.
+
+    ruamel reads almost all JSON. When it rejects a ``.json`` file the standard
+    parser decides: a valid JSON document is accepted (with positions rebuilt),
+    an invalid one is reported with JSON's own line and column.
+    """
+    text = read_text(path)
+    try:
+        return load_yaml(text, path)
+    except InputError as exc:
+        if not path.lower().endswith(".json"):
+            if "mapping values are not allowed" in exc.message:
+                exc.message += " (a value containing ': ' must be quoted)"
+            raise
+    from dispatch_kit.json_positions import load_json
+
+    return load_json(text, path)
+
+
+def _reader_error_position(exc: Exception, text: str) -> tuple[int | None, int | None]:
+    """Where a character YAML refuses (a control character, U+FFFE) sits in ``text``.
+
+    ruamel's ReaderError carries the character and its offset but no line; for a
+    string input the offset counts characters of ``text``. Should it not point at
+    that character, the character's first occurrence does.
+    """
+    from dispatch_kit.json_positions import offset_position
+
+    character = getattr(exc, "character", None)
+    if not isinstance(character, int):
+        return None, None
+    offset = getattr(exc, "position", None)
+    if not (isinstance(offset, int) and 0 <= offset < len(text)
+            and ord(text[offset]) == character):
+        offset = text.find(chr(character))
+    return offset_position(text, offset) if offset >= 0 else (None, None)
 
 
 def _check_plain(data: Any, path: str) -> None:

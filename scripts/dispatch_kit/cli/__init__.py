@@ -96,3 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dispatch-kit: cannot use this input ({type(exc).__name__}): {what}",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:
+        if type(exc).__module__ != "sqlite3":  # sqlite3 itself is not imported for this
+            raise
+        # A ledger whose file passed the checks at open but breaks in a later query
+        # (a page corrupted mid-file): one line, exit 2.
+        what = " ".join(str(exc).split())[:300] or type(exc).__name__
+        print(f"dispatch-kit: the ledger cannot be read ({type(exc).__name__}): {what}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT

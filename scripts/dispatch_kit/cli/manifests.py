@@ -38,7 +38,7 @@ def pack_folder(given: str | None) -> Path:
 
     if given is not None:
         root = Path(given)
-    elif (Path.cwd() / "plugin.json").is_file():
+    elif (Path.cwd() / "plugin.json").exists():
         root = Path.cwd()
     else:
         try:
@@ -47,7 +47,7 @@ def pack_folder(given: str | None) -> Path:
             root = Path.cwd()
     if not root.is_dir():
         raise InputError("no such folder; pass the pack's folder with --root", path=str(root))
-    if not (root / "plugin.json").is_file():
+    if not (root / "plugin.json").exists():  # a folder by that name: the reader says so
         raise InputError(
             "not a plugin pack (no plugin.json); run in the pack's folder or pass --root DIR",
             path=str(root),

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plan:
         variables = _plan_vars(args)
     if args.vars:
-        variables.update(render.load_vars(args.vars))
+        variables.update(render.load_vars(args.vars, args.template))
     try:
         text = render.render_template(args.template, variables)
         if args.full:

@@ -121,6 +121,11 @@ BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
 """ + AGENTS_SCHEMA
 
 
+# The tables every ledger has held since version 1: one missing means the file is not a
+# ledger, or one whose history was lost (recreating it empty would hide that). Additive
+# tables (the guards' ``agents``) are not listed: an older ledger may not have them yet.
+CORE_TABLES = ("meta", "missions", "tasks", "deps", "attempts", "claims", "events")
+
 # version N → the statements that take a ledger from version N to N + 1 (none yet).
 MIGRATIONS: dict[int, tuple[str, ...]] = {}
 

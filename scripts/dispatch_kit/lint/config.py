@@ -110,15 +110,9 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
         raise InputError("no such file", path=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc}", path=str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InputError(
-            f"not UTF-8 (byte 0x{raw[exc.start]:02x}); the lint settings here would be lost",
-            str(path), line, column,
-        ) from None
+    from dispatch_kit.yamlfile import decode_utf8
+
+    text = decode_utf8(raw, str(path), "not UTF-8", "; the lint settings here would be lost")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -13,12 +13,32 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from dispatch_kit.errors import InputError
-from dispatch_kit.ledger.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, split_sql
+from dispatch_kit.ledger.schema import (
+    CORE_TABLES,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    split_sql,
+)
 
 FOLLOW_POLL_S = 0.25  # a stat() of two files each time; the ledger is read only on a change
+
+
+@cache
+def _core_columns() -> dict[str, set[str]]:
+    """The columns of each core table, as the schema creates them (in a scratch database)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for statement in split_sql(SCHEMA):
+            conn.execute(statement)
+        return {table: {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for table in CORE_TABLES}
+    finally:
+        conn.close()
 
 
 class SqliteStore:
@@ -59,6 +79,9 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.row_factory = sqlite3.Row
             store = cls(path, conn)
+            empty = store._check_identity(create)
+            if create and empty and not fresh:  # an empty file: the ledger starts here
+                conn.execute("PRAGMA journal_mode=WAL")
             if create:
                 with store.transaction() as db:
                     for statement in split_sql(SCHEMA):
@@ -69,22 +92,86 @@ class SqliteStore:
                         (str(SCHEMA_VERSION),),
                     )
             store._check_schema()
+            store._check_columns()
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"not a usable dispatch-kit ledger ({exc})", path=str(path)) from None
+            if "file is not a database" in str(exc):
+                raise InputError("not a usable dispatch-kit ledger (not an SQLite database "
+                                 "file)", path=str(path)) from None
+            said = " ".join(str(exc).split())  # SQLite may quote a multi-line schema
+            said = said if len(said) <= 200 else said[:200] + "..."
+            raise InputError(f"not a usable dispatch-kit ledger ({said})", path=str(path)) from None
+        except UnicodeDecodeError:  # SQLite's own message quotes bytes of a damaged schema
+            raise InputError("not a usable dispatch-kit ledger (database disk image is "
+                             "malformed: its schema is not UTF-8)", path=str(path)) from None
         except OSError as exc:
             raise InputError(f"cannot open ledger: {exc.strerror or exc}", path=str(path)) from None
         return store
 
-    def _check_schema(self) -> None:
+    def _check_identity(self, create: bool) -> bool:
+        """Whether the file holds no table at all; InputError unless it is empty or a ledger.
+
+        Run before anything is written: ``run`` and ``ledger init`` create the
+        tables they miss, which must never happen to another program's
+        database, nor to a ledger that lost some of its tables.
+        """
+        tables = {row[0] for row in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            if create:
+                return True
+            raise InputError("not a dispatch-kit ledger (an empty SQLite database: no meta "
+                             "table); create one with `dispatch-kit ledger init PLAN`",
+                             path=self.where)
+        if "meta" not in tables:
+            raise InputError("not a dispatch-kit ledger (no meta table)", path=self.where)
+        self._schema_version()
+        missing = sorted(set(CORE_TABLES) - tables)
+        if missing:
+            raise InputError(f"a damaged dispatch-kit ledger: table{'s' * (len(missing) > 1)} "
+                             f"{', '.join(missing)} missing", path=self.where)
+        return False
+
+    def _schema_version(self) -> int:
+        """``meta.schema_version`` as a number; InputError naming what is wrong with it."""
         try:
             row = self.conn.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'"
             ).fetchone()
-        except sqlite3.OperationalError:
-            row = None
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise InputError("not a dispatch-kit ledger (no meta table)",
+                                 path=self.where) from None
+            raise InputError(
+                f"not a dispatch-kit ledger (its meta table has another layout: {exc})",
+                path=self.where) from None
         if row is None:
-            raise InputError("not a dispatch-kit ledger (no schema version)", path=self.where)
-        version = int(row[0])
+            raise InputError("not a dispatch-kit ledger (no schema_version in its meta table)",
+                             path=self.where)
+        value = row[0]
+        text = value if isinstance(value, str) else str(value)
+        if not (text.isascii() and text.isdigit() and len(text) <= 9):
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise InputError(f"not a dispatch-kit ledger (schema_version {shown!r} in its meta "
+                             "table is not a version number)", path=self.where)
+        return int(text)
+
+    def _check_columns(self) -> None:
+        """Each core table has the columns of the schema (one query); InputError otherwise."""
+        found: dict[str, set[str]] = {}
+        for table, column in self.conn.execute(
+                "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+                "WHERE m.type = 'table'"):
+            found.setdefault(table, set()).add(column)
+        for table, columns in _core_columns().items():
+            missing = sorted(columns - found.get(table, set()))
+            if missing:
+                raise InputError(
+                    f"a damaged dispatch-kit ledger: table {table} has no column "
+                    f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}",
+                    path=self.where)
+
+    def _check_schema(self) -> None:
+        version = self._schema_version()
         if version < SCHEMA_VERSION and all(v in MIGRATIONS for v in
                                             range(version, SCHEMA_VERSION)):
             with self.transaction() as db:
@@ -96,7 +183,7 @@ class SqliteStore:
             return
         if version != SCHEMA_VERSION:
             raise InputError(
-                f"ledger schema version {row[0]} is not {SCHEMA_VERSION}; "
+                f"ledger schema version {version} is not {SCHEMA_VERSION}; "
                 "this dispatch-kit cannot read it",
                 path=self.where,
             )

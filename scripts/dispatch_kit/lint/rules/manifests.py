@@ -33,23 +33,20 @@ COMPONENT_FIELDS = (
 
 
 def _key_line(doc: Document, key: str) -> tuple[int, int]:
-    offset = doc.text.find(f'"{key}"')
-    return doc.position(offset) if offset >= 0 else (1, 1)
+    from dispatch_kit.json_positions import key_position
+
+    return key_position(doc.text, key)
 
 
 def _load(doc: Document) -> tuple[Any, Hit | None]:
     if "json" not in doc.cache:
-        import json  # only manifests need it; a Markdown-only lint skips the import
-
-        from dispatch_kit.json_positions import DuplicateKey, reject_duplicate_keys
+        from dispatch_kit.errors import InputError
+        from dispatch_kit.json_positions import parse_json  # only manifests need it
 
         try:
-            data = json.loads(doc.text, object_pairs_hook=reject_duplicate_keys)
-            doc.cache["json"] = (data, None)
-        except json.JSONDecodeError as exc:
-            doc.cache["json"] = (None, (exc.lineno, exc.colno, f"invalid JSON: {exc.msg}"))
-        except DuplicateKey as exc:
-            doc.cache["json"] = (None, (1, 1, f"invalid JSON: {exc}"))
+            doc.cache["json"] = (parse_json(doc.text, doc.path), None)
+        except InputError as exc:
+            doc.cache["json"] = (None, (exc.line or 1, exc.column or 1, exc.message))
     return doc.cache["json"]
 
 
