@@ -477,10 +477,29 @@ def test_a_broken_ledger_lets_the_dispatch_through(project):
 
 
 def test_unknown_hook_names_and_bad_arguments_let_the_session_go_on(project):
-    for args in (("hook", "teammate-idle"), ("hook",), ("hook", "stop", "--bogus")):
+    for args in (("hook", "teammate-idle"), ("hook",), ("hook", "stop", "--bogus"),
+                 ("hook", "teammate-idle", "--harness", "codex"), ("hook", "--bogus", "stop"),
+                 ("hook", "stop", "--harness")):
         result = run_cli(*args, input=b"{}", cwd=project)
         assert result.returncode == 0, (args, result.output)
         assert "session goes on" in result.stderr
+
+
+def test_every_argument_shape_of_a_hook_reads_the_same(project):
+    """hooks.json's shapes take a path without argparse; others go through it: each one
+    records, and each one refuses a duplicate."""
+    mission(project)
+    prompt = prompt_for(project, "counter")
+    first = hook("pre-dispatch", pre(project, prompt, "toolu_first"), project)
+    assert first.returncode == 0, first.output
+    shapes = (("pre-dispatch",), ("pre-dispatch", "--harness", "claude-code"),
+              ("pre-dispatch", "--harness=claude-code"),
+              ("--harness", "claude-code", "pre-dispatch"))
+    for shape in shapes:
+        again = pre(project, prompt, "toolu_again")
+        result = run_cli("hook", *shape, input=json.dumps(again).encode(), cwd=project)
+        assert result.returncode == 2, (shape, result.output)
+        assert "counter" in result.stderr, (shape, result.output)
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -8,8 +8,12 @@ The work is in :mod:`dispatch_kit.guards.handlers`.
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+TYPE_CHECKING = False  # typing itself costs a cold start ~5 ms
+
+if TYPE_CHECKING:
+    import argparse
 
 # The hook each event name runs (hooks/hooks.json maps Claude Code's events to these).
 EVENTS = ("pre-dispatch", "post-dispatch", "subagent-start", "subagent-stop", "session-start",
@@ -43,9 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.event not in EVENTS:
+    return answer(args.event, getattr(args, "harness", None))
+
+
+def answer(event: str, harness: str | None = None) -> int:
+    """Run hook ``event`` on the event JSON on stdin; the exit code the harness reads.
+
+    :func:`dispatch_kit.cli.main` calls this without argparse for the argument
+    shapes hooks.json uses, so it must not rely on anything the parser sets up.
+    """
+    if event not in EVENTS:
         sys.stderr.write(
-            f"dispatch-kit hook: unknown event {args.event!r} (this version knows "
+            f"dispatch-kit hook: unknown event {event!r} (this version knows "
             f"{', '.join(EVENTS)}); nothing checked, the session goes on\n"
         )
         return 0
@@ -58,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
         from dispatch_kit.guards.handlers import run as handle
 
-        if args.event == "pre-dispatch":
-            raw = _neutral(raw, getattr(args, "harness", None))
-        code, out, err = handle(args.event, raw, os.environ)
+        if event == "pre-dispatch":
+            raw = _neutral(raw, harness)
+        code, out, err = handle(event, raw, os.environ)
     except Exception as exc:  # noqa: BLE001 - fail open, whatever broke
-        code, out, err = 0, "", f"dispatch-kit hook: {args.event} skipped ({exc})\n"
+        code, out, err = 0, "", f"dispatch-kit hook: {event} skipped ({exc})\n"
     if out:
         sys.stdout.write(out)
     if err:
