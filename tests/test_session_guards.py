@@ -230,6 +230,22 @@ def test_a_refusal_can_be_turned_off_on_its_own(project):
     assert [a[2] for a in agents(db)] == ["toolu_A", "toolu_B"]  # still recorded
 
 
+def test_a_hook_leaves_no_write_ahead_log_behind(project):
+    """Each hook is a process of its own: one that left the WAL to the next would make it grow
+    with every dispatch (a WAL no process holds has its index rebuilt, which forgets what was
+    checkpointed), and every later hook would read all of it."""
+    db = mission(project)
+    prompts = [prompt_for(project, task) for task in ("counter", "lint")]
+    wal = Path(f"{db}-wal")
+    for number, prompt in enumerate(prompts):
+        event = pre(project, prompt, f"toolu_{number}")
+        for name, payload in (("pre-dispatch", event),
+                              ("post-dispatch", post(event, f"agent{number}"))):
+            assert hook(name, payload, project).returncode == 0
+            assert not wal.exists() or wal.stat().st_size == 0, (name, wal.stat().st_size)
+    assert [row[3] for row in agents(db)] == ["agent0", "agent1"]
+
+
 def test_recording_off_writes_nothing_but_still_refuses(project):
     db = mission(project)
     prompt = prompt_for(project, "counter")
