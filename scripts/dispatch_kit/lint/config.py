@@ -101,8 +101,6 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
         path = find_pyproject(os.getcwd() if start is None else start)
     if path is None:
         return Config()
-    import tomllib
-
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -110,6 +108,23 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
         raise InputError("no such file", path=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc}", path=str(path)) from None
+    values = KNOWN.get(path, raw)
+    if values is None:
+        values = read_table(path, raw)
+        KNOWN.put(path, raw, values)
+    return Config(
+        select=values.get("select"),
+        ignore=values.get("ignore", ()),
+        exclude=values.get("exclude", ()),
+        root=os.path.dirname(os.path.realpath(path)),
+        source=str(path),
+    )
+
+
+def read_table(path: str, raw: bytes) -> dict[str, tuple[str, ...]]:
+    """The linter's keys of ``[tool.dispatch-kit]`` in ``raw`` (the file at ``path``)."""
+    import tomllib
+
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -145,10 +160,97 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
             )
             raise InputError(f"[tool.{TABLE}] {key} must be a list of strings", str(path), line)
         values[key] = tuple(value)
-    return Config(
-        select=values.get("select"),
-        ignore=values.get("ignore", ()),
-        exclude=values.get("exclude", ()),
-        root=os.path.dirname(os.path.realpath(path)),
-        source=str(path),
-    )
+    return values
+
+
+class _Known:
+    """Tables already read, by file: the file's bytes and what :func:`read_table` made of them.
+
+    The pre-dispatch hook lints every prompt with the project's configuration,
+    and tomllib's import (with typing and datetime) costs a hook ~7 ms of its
+    50; a table read before comes from this cache in well under one. Kept in
+    one file beside this module's bytecode, as :mod:`dispatch_kit.lint.patterns`
+    keeps compiled regexes, under the same rules: an entry is used only when
+    the whole file is byte for byte the one it was read from (so it can never
+    change a result), only tables that read without error are kept, any
+    failure to read or write the cache costs a fresh read and nothing else,
+    and nothing is written when bytecode writing is off.
+    """
+
+    MAX_FILES = 64
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[bytes, dict[str, tuple[str, ...]]]] | None = None
+
+    @staticmethod
+    def path() -> str | None:
+        import sys
+
+        tag = sys.implementation.cache_tag
+        if not tag:
+            return None
+        here = os.path.dirname(os.path.abspath(__file__))
+        name = f"config-tables.{tag}.marshal"
+        if sys.pycache_prefix:
+            return os.path.join(sys.pycache_prefix, here.lstrip(os.sep), name)
+        return os.path.join(here, "__pycache__", name)
+
+    def _load(self) -> dict:
+        if self.entries is None:
+            self.entries = {}
+            cache = self.path()
+            if cache is not None:
+                import marshal
+
+                try:
+                    with open(cache, "rb") as handle:
+                        data = marshal.loads(handle.read())
+                except (OSError, EOFError, ValueError, TypeError):
+                    data = None
+                if isinstance(data, dict):
+                    self.entries = data
+        return self.entries
+
+    def get(self, path: str, raw: bytes) -> dict[str, tuple[str, ...]] | None:
+        entry = self._load().get(os.path.realpath(path))
+        try:
+            known_raw, values = entry  # type: ignore[misc]
+        except (TypeError, ValueError):
+            return None
+        if known_raw != raw or not isinstance(values, dict):
+            return None
+        for key, value in values.items():
+            if key not in ("select", "ignore", "exclude") or not isinstance(value, tuple):
+                return None
+            if not all(isinstance(item, str) for item in value):
+                return None
+        return values
+
+    def put(self, path: str, raw: bytes, values: dict[str, tuple[str, ...]]) -> None:
+        import sys
+
+        cache = self.path()
+        if cache is None or sys.dont_write_bytecode:
+            return
+        entries = dict(self._load())
+        entries.pop(os.path.realpath(path), None)
+        while len(entries) >= self.MAX_FILES:
+            entries.pop(next(iter(entries)))  # the oldest entry first
+        entries[os.path.realpath(path)] = (raw, values)
+        self.entries = entries
+        import marshal
+
+        tmp = f"{cache}.{os.getpid()}-{os.urandom(4).hex()}.tmp"  # hosts may share a folder
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(tmp, "wb") as handle:
+                handle.write(marshal.dumps(entries))
+            os.replace(tmp, cache)
+        except (OSError, ValueError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+KNOWN = _Known()
