@@ -20,15 +20,14 @@ from dispatch_kit.lint import config
 
 @pytest.fixture
 def cache(monkeypatch, tmp_path):
-    """A cache of this test's own (under a pycache prefix), and a fresh process's view of it."""
+    """A cache of this test's own (under a pycache prefix); where the entry of a file is."""
     monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "pycache"))
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    monkeypatch.setattr(config, "KNOWN", config._Known())
-    return config._Known.path()
 
+    def entry(toml) -> str:
+        return config._Known.path(os.path.realpath(toml))
 
-def fresh_process(monkeypatch) -> None:
-    monkeypatch.setattr(config, "KNOWN", config._Known())
+    return entry
 
 
 def test_a_table_read_once_comes_back_from_the_cache(cache, tmp_path, monkeypatch):
@@ -38,8 +37,7 @@ def test_a_table_read_once_comes_back_from_the_cache(cache, tmp_path, monkeypatc
     toml.write_text('[tool.dispatch-kit]\nselect = ["DK1"]\nignore = ["DK101"]\n',
                     encoding="utf-8")
     first = config.load(start=str(project))
-    assert os.path.isfile(cache)
-    fresh_process(monkeypatch)
+    assert os.path.isfile(cache(toml))
 
     def no_reading(path, raw):
         raise AssertionError("read again")
@@ -49,7 +47,7 @@ def test_a_table_read_once_comes_back_from_the_cache(cache, tmp_path, monkeypatc
     assert again == first and again.select == ("DK1",) and again.ignore == ("DK101",)
 
 
-def test_a_changed_file_is_read_again(cache, tmp_path, monkeypatch):
+def test_a_changed_file_is_read_again(cache, tmp_path):
     toml = tmp_path / "pyproject.toml"
     toml.write_text('[tool.dispatch-kit]\nignore = ["DK101"]\n', encoding="utf-8")
     assert config.load(start=str(tmp_path)).ignore == ("DK101",)
@@ -57,42 +55,46 @@ def test_a_changed_file_is_read_again(cache, tmp_path, monkeypatch):
     stat = toml.stat()
     toml.write_text('[tool.dispatch-kit]\nignore = ["DK102"]\n', encoding="utf-8")
     os.utime(toml, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    fresh_process(monkeypatch)
     assert config.load(start=str(tmp_path)).ignore == ("DK102",)
 
 
-def test_a_table_that_does_not_read_is_never_kept(cache, tmp_path, monkeypatch):
-    (tmp_path / "pyproject.toml").write_text('[tool.dispatch-kit]\nselect = "DK1"\n',
-                                             encoding="utf-8")
+def test_a_table_that_does_not_read_is_never_kept(cache, tmp_path):
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text('[tool.dispatch-kit]\nselect = "DK1"\n', encoding="utf-8")
     for _ in range(2):
-        fresh_process(monkeypatch)
         with pytest.raises(InputError, match="select must be a list of strings"):
             config.load(start=str(tmp_path))
-    assert not os.path.exists(cache)
+    assert not os.path.exists(cache(toml))
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage", b"\xe3\x00\x00", None])
-def test_a_damaged_cache_costs_a_fresh_read(cache, tmp_path, monkeypatch, content):
+@pytest.mark.parametrize("content", ["empty", "garbage", "truncated", "wrong value",
+                                     "another file"])
+def test_a_damaged_or_foreign_entry_costs_a_fresh_read(cache, tmp_path, content):
     import marshal
 
     toml = tmp_path / "pyproject.toml"
     raw = b'[tool.dispatch-kit]\nignore = ["DK101"]\n'
     toml.write_bytes(raw)
-    os.makedirs(os.path.dirname(cache), exist_ok=True)
-    if content is None:  # a well-formed file holding a wrong value for this very file
-        content = marshal.dumps({os.path.realpath(toml): (raw, {"ignore": ["not a tuple"]})})
-    with open(cache, "wb") as handle:
-        handle.write(content)
-    fresh_process(monkeypatch)
+    source = os.path.realpath(toml)
+    data = {
+        "empty": b"",
+        "garbage": b"garbage",
+        "truncated": marshal.dumps((source, raw, {"ignore": ("DK1",)}))[:-3],
+        "wrong value": marshal.dumps((source, raw, {"ignore": ["not a tuple"]})),
+        "another file": marshal.dumps((source + "x", raw, {"ignore": ("DK1",)})),
+    }[content]
+    os.makedirs(os.path.dirname(cache(toml)), exist_ok=True)
+    with open(cache(toml), "wb") as handle:
+        handle.write(data)
     assert config.load(start=str(tmp_path)).ignore == ("DK101",)
 
 
 def test_no_cache_is_written_when_bytecode_writing_is_off(cache, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    (tmp_path / "pyproject.toml").write_text('[tool.dispatch-kit]\nignore = ["DK101"]\n',
-                                             encoding="utf-8")
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text('[tool.dispatch-kit]\nignore = ["DK101"]\n', encoding="utf-8")
     assert config.load(start=str(tmp_path)).ignore == ("DK101",)
-    assert not os.path.exists(cache)
+    assert not os.path.exists(cache(toml))
 
 
 def test_an_unwritable_cache_folder_is_not_an_error(tmp_path, monkeypatch):
@@ -100,7 +102,6 @@ def test_an_unwritable_cache_folder_is_not_an_error(tmp_path, monkeypatch):
     blocker.write_text("not a folder", encoding="utf-8")
     monkeypatch.setattr(sys, "pycache_prefix", str(blocker))
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    monkeypatch.setattr(config, "KNOWN", config._Known())
     (tmp_path / "pyproject.toml").write_text('[tool.dispatch-kit]\nignore = ["DK101"]\n',
                                              encoding="utf-8")
     assert config.load(start=str(tmp_path)).ignore == ("DK101",)

@@ -164,61 +164,50 @@ def read_table(path: str, raw: bytes) -> dict[str, tuple[str, ...]]:
 
 
 class _Known:
-    """Tables already read, by file: the file's bytes and what :func:`read_table` made of them.
+    """Tables already read: a file's bytes and what :func:`read_table` made of them.
 
     The pre-dispatch hook lints every prompt with the project's configuration,
     and tomllib's import (with typing and datetime) costs a hook ~7 ms of its
-    50; a table read before comes from this cache in well under one. Kept in
-    one file beside this module's bytecode, as :mod:`dispatch_kit.lint.patterns`
-    keeps compiled regexes, under the same rules: an entry is used only when
-    the whole file is byte for byte the one it was read from (so it can never
-    change a result), only tables that read without error are kept, any
-    failure to read or write the cache costs a fresh read and nothing else,
-    and nothing is written when bytecode writing is off.
+    50; a table read before comes from this cache in well under one. One small
+    file per pyproject.toml, beside this module's bytecode, as
+    :mod:`dispatch_kit.lint.patterns` keeps compiled regexes, under the same
+    rules: an entry is used only for the same file (by resolved path) whose
+    bytes are all the same as when it was read (so it can never change a
+    result), only tables that read without error are kept, any failure to read
+    or write the cache costs a fresh read and nothing else, and nothing is
+    written when bytecode writing is off.
     """
 
-    MAX_FILES = 64
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[bytes, dict[str, tuple[str, ...]]]] | None = None
-
     @staticmethod
-    def path() -> str | None:
+    def path(source: str) -> str | None:
+        """Where the entry of the pyproject.toml at ``source`` (resolved) is kept."""
         import sys
+        from zlib import crc32
 
         tag = sys.implementation.cache_tag
         if not tag:
             return None
         here = os.path.dirname(os.path.abspath(__file__))
-        name = f"config-tables.{tag}.marshal"
+        key = source.encode("utf-8", "surrogatepass")
+        name = f"config-table-{crc32(key):08x}-{len(key)}.{tag}.marshal"
         if sys.pycache_prefix:
             return os.path.join(sys.pycache_prefix, here.lstrip(os.sep), name)
         return os.path.join(here, "__pycache__", name)
 
-    def _load(self) -> dict:
-        if self.entries is None:
-            self.entries = {}
-            cache = self.path()
-            if cache is not None:
-                import marshal
-
-                try:
-                    with open(cache, "rb") as handle:
-                        data = marshal.loads(handle.read())
-                except (OSError, EOFError, ValueError, TypeError):
-                    data = None
-                if isinstance(data, dict):
-                    self.entries = data
-        return self.entries
-
     def get(self, path: str, raw: bytes) -> dict[str, tuple[str, ...]] | None:
-        entry = self._load().get(os.path.realpath(path))
+        import marshal
+
+        source = os.path.realpath(path)
+        cache = self.path(source)
+        if cache is None:
+            return None
         try:
-            known_raw, values = entry  # type: ignore[misc]
-        except (TypeError, ValueError):
+            with open(cache, "rb") as handle:
+                known_source, known_raw, values = marshal.loads(handle.read())
+        except (OSError, EOFError, ValueError, TypeError):  # none, damaged or foreign
             return None
-        if known_raw != raw or not isinstance(values, dict):
-            return None
+        if known_source != source or known_raw != raw or not isinstance(values, dict):
+            return None  # another file whose name hashed alike, or this one changed
         for key, value in values.items():
             if key not in ("select", "ignore", "exclude") or not isinstance(value, tuple):
                 return None
@@ -227,24 +216,18 @@ class _Known:
         return values
 
     def put(self, path: str, raw: bytes, values: dict[str, tuple[str, ...]]) -> None:
+        import marshal
         import sys
 
-        cache = self.path()
+        source = os.path.realpath(path)
+        cache = self.path(source)
         if cache is None or sys.dont_write_bytecode:
             return
-        entries = dict(self._load())
-        entries.pop(os.path.realpath(path), None)
-        while len(entries) >= self.MAX_FILES:
-            entries.pop(next(iter(entries)))  # the oldest entry first
-        entries[os.path.realpath(path)] = (raw, values)
-        self.entries = entries
-        import marshal
-
         tmp = f"{cache}.{os.getpid()}-{os.urandom(4).hex()}.tmp"  # hosts may share a folder
         try:
             os.makedirs(os.path.dirname(cache), exist_ok=True)
             with open(tmp, "wb") as handle:
-                handle.write(marshal.dumps(entries))
+                handle.write(marshal.dumps((source, raw, values)))
             os.replace(tmp, cache)
         except (OSError, ValueError):
             try:
