@@ -70,6 +70,8 @@ def test_the_hook_on_a_pack_agent_imports_nothing_heavy(cli, tmp_path):
     modules = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)", result.stderr, re.M))
     assert "dispatch_kit.lint.agents" in modules  # the agent lookup ran
     assert not top_level(modules) & {*HEAVY, "dataclasses", "typing"}, modules
+    # hooks.json's argument shapes skip argparse (with gettext and shutil, ~5 ms a hook)
+    assert not top_level(modules) & {"argparse", "gettext", "shutil"}, modules
 
 
 def test_simple_skill_frontmatter_needs_no_yaml_library(cli, tmp_path):

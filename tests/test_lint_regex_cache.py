@@ -182,3 +182,24 @@ def test_an_entry_is_kept_only_when_it_equals_re_compile(monkeypatch):
     assert patterns._parts("abc", 0) is None
     monkeypatch.setattr(patterns, "re", re)
     assert patterns._parts("abc", 0) is not None
+
+
+def test_a_hook_ending_without_teardown_still_saves_the_cache(cli, tmp_path, monkeypatch):
+    """A hook's process ends with os._exit (no interpreter teardown): its exit handlers, which
+    save this cache, still run, and its answer is still flushed."""
+    import json
+
+    from conftest import cli_env
+
+    prefix = tmp_path / "pycache"
+    monkeypatch.setattr(sys, "pycache_prefix", str(prefix))
+    path = patterns._cache_path()
+    env = cli_env(PYTHONPYCACHEPREFIX=str(prefix))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    event = json.dumps({"hook_event_name": "PreToolUse", "tool_name": "Agent",
+                        "cwd": str(tmp_path),
+                        "tool_input": {"prompt": "[Execute] Fix the parser.\n",
+                                       "subagent_type": "general-purpose"}})
+    result = cli("hook", "pre-dispatch", input=event, cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "dispatch-prompt:" in result.stderr, result.stderr
+    assert path is not None and os.path.isfile(path)

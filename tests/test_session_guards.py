@@ -230,6 +230,22 @@ def test_a_refusal_can_be_turned_off_on_its_own(project):
     assert [a[2] for a in agents(db)] == ["toolu_A", "toolu_B"]  # still recorded
 
 
+def test_a_hook_leaves_no_write_ahead_log_behind(project):
+    """Each hook is a process of its own: one that left the WAL to the next would make it grow
+    with every dispatch (a WAL no process holds has its index rebuilt, which forgets what was
+    checkpointed), and every later hook would read all of it."""
+    db = mission(project)
+    prompts = [prompt_for(project, task) for task in ("counter", "lint")]
+    wal = Path(f"{db}-wal")
+    for number, prompt in enumerate(prompts):
+        event = pre(project, prompt, f"toolu_{number}")
+        for name, payload in (("pre-dispatch", event),
+                              ("post-dispatch", post(event, f"agent{number}"))):
+            assert hook(name, payload, project).returncode == 0
+            assert not wal.exists() or wal.stat().st_size == 0, (name, wal.stat().st_size)
+    assert [row[3] for row in agents(db)] == ["agent0", "agent1"]
+
+
 def test_recording_off_writes_nothing_but_still_refuses(project):
     db = mission(project)
     prompt = prompt_for(project, "counter")
@@ -477,10 +493,29 @@ def test_a_broken_ledger_lets_the_dispatch_through(project):
 
 
 def test_unknown_hook_names_and_bad_arguments_let_the_session_go_on(project):
-    for args in (("hook", "teammate-idle"), ("hook",), ("hook", "stop", "--bogus")):
+    for args in (("hook", "teammate-idle"), ("hook",), ("hook", "stop", "--bogus"),
+                 ("hook", "teammate-idle", "--harness", "codex"), ("hook", "--bogus", "stop"),
+                 ("hook", "stop", "--harness")):
         result = run_cli(*args, input=b"{}", cwd=project)
         assert result.returncode == 0, (args, result.output)
         assert "session goes on" in result.stderr
+
+
+def test_every_argument_shape_of_a_hook_reads_the_same(project):
+    """hooks.json's shapes take a path without argparse; others go through it: each one
+    records, and each one refuses a duplicate."""
+    mission(project)
+    prompt = prompt_for(project, "counter")
+    first = hook("pre-dispatch", pre(project, prompt, "toolu_first"), project)
+    assert first.returncode == 0, first.output
+    shapes = (("pre-dispatch",), ("pre-dispatch", "--harness", "claude-code"),
+              ("pre-dispatch", "--harness=claude-code"),
+              ("--harness", "claude-code", "pre-dispatch"))
+    for shape in shapes:
+        again = pre(project, prompt, "toolu_again")
+        result = run_cli("hook", *shape, input=json.dumps(again).encode(), cwd=project)
+        assert result.returncode == 2, (shape, result.output)
+        assert "counter" in result.stderr, (shape, result.output)
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -3,19 +3,22 @@
 Each subcommand lives in its own module here with two functions: ``register``
 adds its parser, ``run`` does the work. Those modules import only argparse at
 top level so that ``dispatch-kit lint`` starting cold does not pay for Jinja,
-jsonschema or SQLite it will not use.
+jsonschema or SQLite it will not use. ``dispatch-kit hook EVENT`` (every
+subagent dispatch of every session runs one) does not even build a parser:
+see :func:`main`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
 
-from dispatch_kit import __version__
-from dispatch_kit.cli._common import HelpFormatter
 from dispatch_kit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, InputError
+
+TYPE_CHECKING = False  # typing itself costs a cold start ~5 ms
+
+if TYPE_CHECKING:
+    import argparse
 
 # Order is the order ``--help`` lists them in.
 COMMANDS = [
@@ -40,6 +43,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     Building every subparser costs ~10 ms of a cold one-file lint, which runs on
     every commit; ``--help`` and errors with no subcommand still list them all.
     """
+    import argparse
+    import importlib
+
+    from dispatch_kit import __version__
+    from dispatch_kit.cli._common import HelpFormatter
+
     parser = argparse.ArgumentParser(
         prog="dispatch-kit",
         description="Validate dispatch plans, check exit criteria, render and lint dispatch"
@@ -55,24 +64,53 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def hook_argv(argv: list[str]) -> tuple[str, str | None] | None:
+    """``(event, harness)`` for the shapes hooks.json files use (``hook EVENT``,
+    ``hook EVENT --harness NAME``); None for anything else, which argparse reads.
+
+    A hook runs inside the user's session on every event: argparse, its gettext
+    and the parser it builds cost a hook ~5 ms of its 50.
+    """
+    if argv[:1] != ["hook"] or len(argv) < 2 or argv[1].startswith("-"):
+        return None
+    rest = argv[2:]
+    if not rest:
+        return argv[1], None
+    if len(rest) == 2 and rest[0] == "--harness" and not rest[1].startswith("-"):
+        return argv[1], rest[1]
+    if len(rest) == 1 and rest[0].startswith("--harness=") and rest[0] != "--harness=":
+        return argv[1], rest[0].partition("=")[2]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
+    fast = hook_argv(argv)
+    if fast is not None:
+        from dispatch_kit.cli import hook
+
+        def run() -> int:
+            return hook.answer(*fast)
+    else:
+        parser = build_parser(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:
+            # A hook answering 2 blocks the user's tool call: arguments this
+            # version cannot parse must let the session go on, like any hook error.
+            if argv[:1] == ["hook"] and exc.code not in (0, None):
+                print("dispatch-kit hook: arguments not understood; nothing checked, the "
+                      "session goes on", file=sys.stderr)
+                return 0
+            raise
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_BAD_INPUT
+
+        def run() -> int:
+            return int(args.func(args) or 0)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        # A hook answering 2 blocks the user's tool call: arguments this
-        # version cannot parse must let the session go on, like any hook error.
-        if argv[:1] == ["hook"] and exc.code not in (0, None):
-            print("dispatch-kit hook: arguments not understood; nothing checked, the session "
-                  "goes on", file=sys.stderr)
-            return 0
-        raise
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        return int(args.func(args) or 0)
+        return run()
     except InputError as exc:
         print(f"{exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

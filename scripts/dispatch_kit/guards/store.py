@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
+
+try:  # the C module the sqlite3 package wraps: the package adds only date adapters, which
+    import _sqlite3 as sqlite3  # these writes never use, and its datetime import (~1 ms)
+except ImportError:  # pragma: no cover - an interpreter without the private module
+    import sqlite3
 
 from dispatch_kit.guards.tables import AGENTS_SCHEMA
 
@@ -36,11 +40,11 @@ def connect(path: str) -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         # As the ledger's own connections: in WAL mode a commit then needs no fsync.
         conn.execute("PRAGMA synchronous=NORMAL")
-        # Closing the last connection checkpoints the WAL (two fsyncs, ~10 ms on a busy disk);
-        # the next writer's auto-checkpoint does that work just as well. Python 3.12+ only.
-        no_checkpoint = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
-        if no_checkpoint is not None and hasattr(conn, "setconfig"):
-            conn.setconfig(no_checkpoint, True)
+        # Closing the last connection checkpoints the WAL and deletes it, and that must stay
+        # (no SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, no leaving without close): each hook is a
+        # process of its own, and the next one to open a WAL no process holds rebuilds its
+        # index, which forgets what was checkpointed, so the WAL would grow with every
+        # dispatch and each hook would read it all, then checkpoint it all on every commit.
         conn.row_factory = sqlite3.Row
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.Error as exc:
@@ -117,10 +121,12 @@ def resolve_mission(conn: sqlite3.Connection, mission: str, task: str) -> str | 
     return rows[0][0] if len(rows) == 1 else None
 
 
-def live_agent(conn: sqlite3.Connection, mission: str, task: str, now: float):
+def live_agent(conn: sqlite3.Connection, mission: str, task: str, now: float, *,
+               agents: bool | None = None):
     """The running agent of the task's attempt in flight: its claim's lease holds and no
-    SubagentStop came; a dispatch still waiting for its agent id counts for a while."""
-    if not has_agents(conn):
+    SubagentStop came; a dispatch still waiting for its agent id counts for a while.
+    ``agents``: whether the ``agents`` table exists, when the caller knows."""
+    if not (has_agents(conn) if agents is None else agents):
         return None
     return conn.execute(
         "SELECT a.*, c.lease_expires FROM agents a JOIN claims c ON c.mission_id = a.mission_id "
@@ -167,15 +173,17 @@ def record_dispatch(conn: sqlite3.Connection, d: Dispatch, *, refuse: bool, reco
         ).fetchone()
         if task is None:
             return "skipped", f"no task {d.task!r} in mission {mission!r}"
-        if record:
+        agents = has_agents(db)
+        if record and not agents:
             ensure_agents(db)
-        if d.tool_use_id and has_agents(db) and db.execute(
+            agents = True
+        if d.tool_use_id and agents and db.execute(
             "SELECT 1 FROM agents WHERE session_id IS ? AND tool_use_id = ?",
             (d.session, d.tool_use_id),
         ).fetchone():
             return "recorded", "already recorded"  # the same call's event, delivered again
         if refuse:
-            live = live_agent(db, mission, d.task, now)
+            live = live_agent(db, mission, d.task, now, agents=agents)
             if live is not None:
                 event(db, mission, d.task, "dispatch-refused", attempt=live["attempt"],
                       actor=d.actor, at=now, running=live["agent_id"] or live["tool_use_id"],

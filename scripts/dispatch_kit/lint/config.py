@@ -101,8 +101,6 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
         path = find_pyproject(os.getcwd() if start is None else start)
     if path is None:
         return Config()
-    import tomllib
-
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -110,6 +108,23 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
         raise InputError("no such file", path=str(path)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc}", path=str(path)) from None
+    values = KNOWN.get(path, raw)
+    if values is None:
+        values = read_table(path, raw)
+        KNOWN.put(path, raw, values)
+    return Config(
+        select=values.get("select"),
+        ignore=values.get("ignore", ()),
+        exclude=values.get("exclude", ()),
+        root=os.path.dirname(os.path.realpath(path)),
+        source=str(path),
+    )
+
+
+def read_table(path: str, raw: bytes) -> dict[str, tuple[str, ...]]:
+    """The linter's keys of ``[tool.dispatch-kit]`` in ``raw`` (the file at ``path``)."""
+    import tomllib
+
     from dispatch_kit.yamlfile import decode_utf8
 
     text = decode_utf8(raw, str(path), "not UTF-8", "; the lint settings here would be lost")
@@ -139,10 +154,80 @@ def load(start: str | Path | None = None, explicit: str | None = None) -> Config
             )
             raise InputError(f"[tool.{TABLE}] {key} must be a list of strings", str(path), line)
         values[key] = tuple(value)
-    return Config(
-        select=values.get("select"),
-        ignore=values.get("ignore", ()),
-        exclude=values.get("exclude", ()),
-        root=os.path.dirname(os.path.realpath(path)),
-        source=str(path),
-    )
+    return values
+
+
+class _Known:
+    """Tables already read: a file's bytes and what :func:`read_table` made of them.
+
+    The pre-dispatch hook lints every prompt with the project's configuration,
+    and tomllib's import (with typing and datetime) costs a hook ~7 ms of its
+    50; a table read before comes from this cache in well under one. One small
+    file per pyproject.toml, beside this module's bytecode, as
+    :mod:`dispatch_kit.lint.patterns` keeps compiled regexes, under the same
+    rules: an entry is used only for the same file (by resolved path) whose
+    bytes are all the same as when it was read (so it can never change a
+    result), only tables that read without error are kept, any failure to read
+    or write the cache costs a fresh read and nothing else, and nothing is
+    written when bytecode writing is off.
+    """
+
+    @staticmethod
+    def path(source: str) -> str | None:
+        """Where the entry of the pyproject.toml at ``source`` (resolved) is kept."""
+        import sys
+        from zlib import crc32
+
+        tag = sys.implementation.cache_tag
+        if not tag:
+            return None
+        here = os.path.dirname(os.path.abspath(__file__))
+        key = source.encode("utf-8", "surrogatepass")
+        name = f"config-table-{crc32(key):08x}-{len(key)}.{tag}.marshal"
+        if sys.pycache_prefix:
+            return os.path.join(sys.pycache_prefix, here.lstrip(os.sep), name)
+        return os.path.join(here, "__pycache__", name)
+
+    def get(self, path: str, raw: bytes) -> dict[str, tuple[str, ...]] | None:
+        import marshal
+
+        source = os.path.realpath(path)
+        cache = self.path(source)
+        if cache is None:
+            return None
+        try:
+            with open(cache, "rb") as handle:
+                known_source, known_raw, values = marshal.loads(handle.read())
+        except (OSError, EOFError, ValueError, TypeError):  # none, damaged or foreign
+            return None
+        if known_source != source or known_raw != raw or not isinstance(values, dict):
+            return None  # another file whose name hashed alike, or this one changed
+        for key, value in values.items():
+            if key not in ("select", "ignore", "exclude") or not isinstance(value, tuple):
+                return None
+            if not all(isinstance(item, str) for item in value):
+                return None
+        return values
+
+    def put(self, path: str, raw: bytes, values: dict[str, tuple[str, ...]]) -> None:
+        import marshal
+        import sys
+
+        source = os.path.realpath(path)
+        cache = self.path(source)
+        if cache is None or sys.dont_write_bytecode:
+            return
+        tmp = f"{cache}.{os.getpid()}-{os.urandom(4).hex()}.tmp"  # hosts may share a folder
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(tmp, "wb") as handle:
+                handle.write(marshal.dumps((source, raw, values)))
+            os.replace(tmp, cache)
+        except (OSError, ValueError):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+KNOWN = _Known()
