@@ -98,3 +98,23 @@ def test_bad_items_and_an_unreachable_remote_are_one_line_exit_2(tmp_path, cli):
                   "--by", "me")
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "git" in missing.stderr or "remote" in missing.stderr
+
+
+def test_a_claim_freed_between_listing_and_fetch_is_read_as_gone(remote, monkeypatch):
+    """Two sweepers at once: the one that lost the race had listed a claim the other then
+    deleted, and its fetch of that ref failed ("couldn't find remote ref"). Such a read
+    is done again; the freed claim is simply no longer there."""
+    remote_claims.claim(remote, ["old", "fresh"], "someone")
+    real_git = remote_claims.Scratch.git
+
+    def git(self, *args, **kwargs):
+        proc = real_git(self, *args, **kwargs)
+        if args[0] == "ls-remote" and "refs/dispatch/claims/old" in proc.stdout:
+            subprocess.run(["git", "--git-dir", remote, "update-ref", "-d",
+                            "refs/dispatch/claims/old"], check=True)
+        return proc
+
+    monkeypatch.setattr(remote_claims.Scratch, "git", git)
+    with remote_claims.Scratch(remote) as repo:
+        seen = repo.read(["old", "fresh"])
+    assert set(seen) == {"fresh"} and seen["fresh"].claimer == "someone"

@@ -36,6 +36,7 @@ PREFIX = "refs/dispatch/claims/"
 SEEN = "refs/dispatch-seen/"  # where a throwaway repo keeps fetched claims
 DEFAULT_SKEW = 300.0
 SKEW_FACTOR = 4
+FETCH_TRIES = 5  # reads of claims that racers keep freeing between listing and fetch
 _ITEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
@@ -127,19 +128,18 @@ class Scratch:
 
     def read(self, items: Iterable[str] | None = None) -> dict[str, RemoteClaim]:
         """The claims on the remote now (all, or those of ``items``), with their commits."""
-        pattern = [PREFIX + "*"] if items is None else [PREFIX + i for i in items]
-        if not pattern:
+        wanted = None if items is None else list(items)
+        if wanted == []:
             return {}
-        listing = self.git("ls-remote", self.remote, *pattern).stdout.splitlines()
-        refs = {}
-        for line in listing:
-            sha, _, ref = line.partition("\t")
-            if ref.startswith(PREFIX):
-                refs[ref[len(PREFIX):]] = sha
+        for _ in range(FETCH_TRIES):
+            refs = self._fetch(wanted)
+            if refs is not None:
+                break
+        else:
+            raise InputError("git fetch failed: the claims changed under every read "
+                             f"({FETCH_TRIES} tries)", path=self.remote)
         if not refs:
             return {}
-        self.git("fetch", "-q", "--no-tags", self.remote,
-                 *(f"+{PREFIX}{item}:{SEEN}{item}" for item in refs))
         out: dict[str, RemoteClaim] = {}
         shown = self.git("show", "-s", "--format=%H%x00%ct%x00%B%x01",
                          *(f"{SEEN}{item}" for item in refs)).stdout
@@ -156,6 +156,37 @@ class Scratch:
                 ct, claimer, host = by_sha[sha]
                 out[item] = RemoteClaim(item, sha, claimer, host, float(ct))
         return out
+
+    def _fetch(self, items: list[str] | None) -> dict[str, str] | None:
+        """Fetch the claims (all, or those of ``items``) into :data:`SEEN`: item → commit.
+
+        All claims come in one wildcard fetch, so a claim released or swept meanwhile is
+        simply not there. Named items are listed first, and a claim freed between the
+        listing and the fetch fails the fetch: None then, and the caller reads again.
+        """
+        if items is None:
+            self.git("fetch", "-q", "--no-tags", self.remote, f"+{PREFIX}*:{SEEN}*")
+            listing = self.git("for-each-ref", "--format=%(objectname)%09%(refname)",
+                               SEEN).stdout.splitlines()
+            prefix = SEEN
+        else:
+            listing = self.git("ls-remote", self.remote,
+                               *(PREFIX + i for i in items)).stdout.splitlines()
+            prefix = PREFIX
+        refs = {}
+        for line in listing:
+            sha, _, ref = line.partition("\t")
+            if ref.startswith(prefix):
+                refs[ref[len(prefix):]] = sha
+        if items is None or not refs:
+            return refs
+        proc = self.git("fetch", "-q", "--no-tags", self.remote,
+                        *(f"+{PREFIX}{item}:{SEEN}{item}" for item in refs), check=False)
+        if proc.returncode == 0:
+            return refs
+        if "couldn't find remote ref" in proc.stderr:
+            return None
+        raise InputError(f"git fetch failed: {first_line(proc.stderr)}", path=self.remote)
 
 
 def first_line(text: str) -> str:
