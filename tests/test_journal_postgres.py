@@ -78,6 +78,8 @@ def test_a_dispatch_is_journaled_refused_twice_and_imported_with_its_agent(proje
     assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result.output
     assert journal_rows(project) == [("requested", "counter", 1, "toolu_A", None, 0)]
     assert pg(pg_url, "SELECT COUNT(*) FROM agents") == [(0,)]  # nothing sent to the server
+    assert sorted(p.name for p in (project / ".dispatch").iterdir()) == [
+        ".gitignore", "journal.db"]  # no write-ahead log left behind
 
     # A second dispatch while the first waits for its agent id: refused from the journal.
     again = pre(project, prompt_for(project, "counter"), "toolu_B", name="worker-counter-2")
@@ -228,3 +230,20 @@ def test_two_importers_racing_apply_each_row_once(project, pg_url):
         assert kinds(pg_url, task).count("claimed") == 1
         assert kinds(pg_url, task).count("agent-launched") == 1
     assert all(r[5] for r in journal_rows(project))
+
+
+def test_import_journal_needs_a_postgres_url_and_a_journal(project, pg_url, tmp_path):
+    result = run_cli("ledger", "import-journal", "--db", "x.db", cwd=project)
+    assert result.returncode == 2 and "postgresql://" in result.stderr, result.output
+    result = run_cli("ledger", "import-journal", "--db", pg_url, cwd=tmp_path)
+    assert result.returncode == 2 and "--journal PATH" in result.stderr, result.output
+
+
+def test_a_journal_row_for_another_ledger_is_left_for_it(project, pg_url):
+    other = "postgresql://someone@/elsewhere?host=/nonexistent"
+    event = pre(project, prompt_for(project, "counter"), "toolu_O")
+    assert hook("pre-dispatch", event, project, DISPATCH_KIT_LEDGER=other).returncode == 0
+    result = run_cli("ledger", "import-journal", "--db", pg_url, cwd=project)
+    assert "imported 0 journal row" in result.stdout, result.output
+    assert journal_rows(project) == [("requested", "counter", 1, "toolu_O", None, 0)]
+    assert status(project, pg_url)["counter"]["state"] == "ready"

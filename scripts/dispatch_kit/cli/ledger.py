@@ -2,7 +2,9 @@
 
 Subcommands map one-to-one onto ledger transactions (init, next, claim,
 dispatch, record, release, sweep, status, events), so a skill's loop is a
-handful of shell commands and survives the agent losing its context.
+handful of shell commands and survives the agent losing its context. On a
+PostgreSQL ledger each of them first imports what the session hooks
+journaled locally (``import-journal`` does only that).
 """
 
 from __future__ import annotations
@@ -145,17 +147,10 @@ def _open(args: argparse.Namespace):
 
 
 def _auto_import(ledger, url: str) -> None:
-    """Import the local journal of the session hooks, when there is one; a failure is said
-    on stderr and the command goes on (the journal keeps its rows for the next import)."""
-    from dispatch_kit.ledger.journal_import import find_journal, import_journal
+    """What the session hooks journaled here for this ledger, imported first."""
+    from dispatch_kit.ledger.journal_import import import_found
 
-    journal = find_journal()
-    if journal is None:
-        return
-    try:
-        import_journal(ledger, url, journal)
-    except Exception as exc:  # noqa: BLE001 - the command's own work comes first
-        print(f"ledger: the hooks' journal was not imported ({exc})", file=sys.stderr)
+    import_found(ledger, url)
 
 
 def _import_journal(args: argparse.Namespace) -> int:

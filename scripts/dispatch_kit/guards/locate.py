@@ -17,10 +17,11 @@ Several missions in one project therefore work either way: in one ledger
 here: these run on every hook event, most of them in projects with no
 ledger at all.
 
-A ledger on PostgreSQL (``$DISPATCH_KIT_LEDGER=postgresql://...``) is not a
-file, so no step finds it and the hooks record nothing and refuse nothing
-(they fail open): importing its driver alone costs ~120 ms, dozens of times a
-hook's budget. The ledger's own claims still hold every task to one worker.
+A ledger on PostgreSQL (``$DISPATCH_KIT_LEDGER=postgresql://...``, or a
+dispatch line's ``ledger=`` URL) is not a file, and no step here finds it:
+importing its driver alone costs ~120 ms, several times a hook's budget. The
+hooks record its dispatches in a local journal instead, which the ledger
+imports (:mod:`dispatch_kit.guards.journal`).
 """
 
 from __future__ import annotations

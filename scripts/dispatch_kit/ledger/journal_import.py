@@ -54,6 +54,22 @@ def find_journal(start: str | None = None) -> str | None:
     return hook_journal.find(start or os.getcwd())
 
 
+def import_found(ledger: Any, url: str) -> ImportReport | None:
+    """Before a command works on the PostgreSQL ledger at ``url``: import the journal found
+    from the current folder, if any. A failure is said on stderr and the command goes on
+    (the journal keeps its rows for the next import)."""
+    path = find_journal()
+    if path is None:
+        return None
+    try:
+        return import_journal(ledger, url, path)
+    except Exception as exc:  # noqa: BLE001 - the command's own work comes first
+        import sys
+
+        print(f"ledger: the session hooks' journal was not imported ({exc})", file=sys.stderr)
+        return None
+
+
 def import_journal(ledger: Any, url: str, path: str) -> ImportReport:
     """Apply the journal at ``path``'s rows for the ledger at ``url`` (open as ``ledger``)."""
     report = ImportReport(path)
@@ -93,9 +109,21 @@ def import_journal(ledger: Any, url: str, path: str) -> ImportReport:
                 (time.time(), outcome, lease, row["uid"]),
             )
             book.execute("COMMIT")
+        _prune(book, time.time())
     finally:
         book.close()
     return report
+
+
+KEEP_S = 7 * 86400  # how long imported rows stay in the journal
+
+
+def _prune(book: Any, now: float) -> None:
+    """Drop imported rows a week old whose request's lease is over (the refusal's window)."""
+    book.execute("BEGIN IMMEDIATE")
+    book.execute("DELETE FROM journal WHERE imported_at IS NOT NULL AND at < ? "
+                 "AND COALESCE(live_until, 0) < ?", (now - KEEP_S, now))
+    book.execute("COMMIT")
 
 
 def _setup(ledger: Any) -> None:
