@@ -247,3 +247,27 @@ def test_a_journal_row_for_another_ledger_is_left_for_it(project, pg_url):
     assert "imported 0 journal row" in result.stdout, result.output
     assert journal_rows(project) == [("requested", "counter", 1, "toolu_O", None, 0)]
     assert status(project, pg_url)["counter"]["state"] == "ready"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:pw@host:5432/db?sslmode=require", "postgresql://u@/db?host=/tmp/x",
+    "postgres://u:p%40ss@h/db", "postgresql://u:a@b@h/db", "postgresql://h/db",
+    "postgresql://u:@h", "postgresql://x@y:pw@h/db", "postgresql://u:pw@h?a=b:c@d",
+])
+def test_the_journal_names_a_ledger_as_the_ledger_redacts_its_url(url):
+    from dispatch_kit.guards.journal import redact as hook_redact
+    from dispatch_kit.ledger.backends import redact
+
+    assert hook_redact(url) == redact(url)
+    assert hook_redact(redact(url)) == redact(url)  # a dispatch line's ledger= is redacted
+
+
+def test_a_dispatch_the_ledger_did_not_take_refuses_nothing_after_the_import(project, pg_url):
+    env = {"DISPATCH_KIT_LEDGER": pg_url}
+    waiting = pre(project, prompt_for(project, "tests"), "toolu_T")  # its dependency is ready
+    assert hook("pre-dispatch", waiting, project, **env).returncode == 0
+    again = pre(project, prompt_for(project, "tests"), "toolu_T2")
+    assert hook("pre-dispatch", again, project, **env).returncode == 2  # the journal alone
+    result = run_cli("ledger", "import-journal", "--db", pg_url, cwd=project)
+    assert "tests waits for counter; not recorded" in result.stdout, result.output
+    assert hook("pre-dispatch", again, project, **env).returncode == 0  # as on SQLite

@@ -89,11 +89,11 @@ def redact(url: str) -> str:
         if 0 <= found < end:
             end = found
     auth = rest[:end]
-    at = auth.rfind("@")
-    if at < 0 or ":" not in auth[:at]:
+    colon = auth.find(":")
+    at = auth.find("@", colon + 1) if colon >= 0 else -1
+    if at < 0 or "@" in auth[:colon]:
         return url
-    user = auth[:at].split(":", 1)[0]
-    return f"{scheme}://{user}:***@{rest[at + 1:]}"
+    return f"{scheme}://{auth[:colon]}:***@{rest[at + 1:]}"
 
 
 def target(ledger: str | None, environ) -> str | None:

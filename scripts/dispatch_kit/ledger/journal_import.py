@@ -93,6 +93,9 @@ def import_journal(ledger: Any, url: str, path: str) -> ImportReport:
                     outcome, lease = "already imported", None
                 else:
                     outcome, lease = APPLY[row["kind"]](db, row)
+                    if row["kind"] == "requested" and outcome not in ("applied",
+                                                                      "already recorded"):
+                        lease = float(row["at"])  # not a dispatch here: refuse nothing by it
                     db.execute("UPDATE journal_imports SET outcome = ? WHERE uid = ?",
                                (outcome, row["uid"]))
             if taken is None:
