@@ -271,3 +271,17 @@ def test_a_dispatch_the_ledger_did_not_take_refuses_nothing_after_the_import(pro
     result = run_cli("ledger", "import-journal", "--db", pg_url, cwd=project)
     assert "tests waits for counter; not recorded" in result.stdout, result.output
     assert hook("pre-dispatch", again, project, **env).returncode == 0  # as on SQLite
+
+
+def test_hooks_in_a_project_without_ledger_or_journal_load_no_sqlite(tmp_path):
+    stop = fixture("2.1.328-Stop")
+    stop.update(cwd=str(tmp_path))
+    start = fixture("2.1.328-SessionStart")
+    start.update(cwd=str(tmp_path), source="compact")
+    for name, event in (("stop", stop), ("session-start", start),
+                        ("subagent-stop", stop_of(tmp_path, "agent1"))):
+        result = run_cli("hook", name, input=json.dumps(event).encode(), cwd=tmp_path,
+                         env=cli_env(PYTHONPROFILEIMPORTTIME="1"))
+        modules = set(IMPORT_TIME.findall(result.stderr))
+        assert "dispatch_kit.guards.handlers" in modules, name
+        assert not modules & {"_sqlite3", "sqlite3", "dispatch_kit.guards.journal"}, name

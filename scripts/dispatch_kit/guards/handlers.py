@@ -247,9 +247,7 @@ def _journal(base: str, environ: Mapping[str, str]) -> str | None:
     env = environ.get(locate.ENV_DB)
     if env and not env.startswith(("postgresql://", "postgres://")):
         return None
-    from dispatch_kit.guards import journal
-
-    return journal.find(base)
+    return locate.journal(base)
 
 
 # --------------------------------------------------------------------------- SessionStart, Stop

@@ -33,8 +33,10 @@ try:  # as guards.store: the C module, without the package's datetime import
 except ImportError:  # pragma: no cover
     import sqlite3
 
-FOLDER = ".dispatch"
-NAME = "journal.db"
+from dispatch_kit.guards import locate
+
+FOLDER = locate.FOLDER
+NAME = locate.JOURNAL
 BUSY_TIMEOUT_S = 10.0
 PENDING_WINDOW_S = 600.0  # as guards.store: a dispatch waiting for its agent id
 DEFAULT_LEASE_S = 600.0  # a plan task's default timeout, until an import knows the claim's
@@ -104,17 +106,7 @@ def target(ledger: str | None, environ) -> str | None:
     return redact(value) if is_url(value) else None
 
 
-def find(cwd: str) -> str | None:
-    """``.dispatch/journal.db`` in ``cwd`` or the nearest parent that has one."""
-    here = os.path.abspath(cwd)
-    while True:
-        candidate = os.path.join(here, FOLDER, NAME)
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
+find = locate.journal  # ``.dispatch/journal.db`` in ``cwd`` or the nearest parent
 
 
 def for_writing(cwd: str) -> str:

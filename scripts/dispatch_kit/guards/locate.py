@@ -67,6 +67,23 @@ def for_dispatch(ledger: str | None, cwd: str, environ: Mapping[str, str]) -> st
     return upward(cwd)
 
 
+JOURNAL = "journal.db"
+
+
+def journal(cwd: str) -> str | None:
+    """The hooks' journal for a PostgreSQL ledger (:mod:`dispatch_kit.guards.journal`):
+    ``.dispatch/journal.db`` in ``cwd`` or the nearest parent that has one."""
+    here = os.path.abspath(cwd)
+    while True:
+        candidate = os.path.join(here, FOLDER, JOURNAL)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
 def listed(cwd: str) -> list[str]:
     """The ledgers named in ``cwd/.dispatch/ledgers`` that still exist."""
     try:
