@@ -20,6 +20,12 @@ stop) run against a real ledger of the bundled example; pre-dispatch is
 measured with the worker prompt with and without its dispatch line, so the
 difference is what recording the dispatch in the ledger costs.
 
+With a PostgreSQL ledger (``DISPATCH_KIT_LEDGER=postgresql://...``) the hooks
+write to the local journal instead (``.dispatch/journal.db``): those cases
+need no server, as the hooks never connect to it. ``--pg-url URL`` (a ledger
+database that is up, psycopg installed) adds what a hook would pay to write
+to the server itself: importing psycopg, connecting and one transaction.
+
 One command: ``python3 bench/bench_hook.py`` (``--rounds N``, default 21).
 It exits 0 whatever it measures: on a shared machine a benchmark is a report,
 not a gate.
@@ -49,6 +55,14 @@ TARGET_OTHER_MS = 60.0  # every session-guard hook but pre-dispatch (issue 12)
 TARGET_WRITE_MS = 5.0  # what recording a dispatch in the ledger may add to pre-dispatch
 # A clean work order as the pack's templates render it: every prompt rule runs.
 PROMPT = (ROOT / "tests" / "golden" / "worker-counter.md").read_text(encoding="utf-8")
+
+
+# What a hook writing to a PostgreSQL ledger itself would run (run with the env's python).
+DIRECT_WRITE = (
+    "import sys, psycopg\n"
+    "with psycopg.connect(sys.argv[1]) as c:\n"
+    "    c.execute('SELECT 1'); c.execute('SELECT 2'); c.execute('SELECT 3')\n"
+)
 
 
 def event(prompt: str, **fields: object) -> bytes:
@@ -179,6 +193,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=21, help="rounds of every case (>= 15)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--pg-url", help="a PostgreSQL database that is up: also measure what "
+                        "writing to it from a hook would cost (psycopg import, connect, a "
+                        "transaction)")
     args = parser.parse_args()
     if not os.access(BARE, os.X_OK):
         print(f"bench_hook: {BARE} is missing; the baseline needs it", file=sys.stderr)
@@ -228,6 +245,15 @@ def main() -> int:
         unmarked = event(rendered.rsplit("dispatch-kit: mission=", 1)[0],
                          cwd=str(project), tool_use_id="toolu_unmarked")
         recording = dict(plain, DISPATCH_KIT_GUARD_DUPLICATE="off")
+        # A PostgreSQL ledger: the hooks journal locally and never reach the server, so
+        # this URL needs none (each round's pre-dispatch finds the last one stopped).
+        pg_project = tmp / "pg-project"
+        pg_project.mkdir()
+        pg_env = dict(plain, DISPATCH_KIT_LEDGER="postgresql://bench@/ledger?host=/nonexistent")
+        pg_guards = GuardEvents(pg_project, rendered)
+
+        def pg_guard(name: str, payload: Callable[[], bytes]) -> Callable[[], float]:
+            return lambda: timed([launcher, "hook", name], pg_env, payload(), pg_project)
 
         def guard(name: str, payload: Callable[[], bytes],
                   env: dict[str, str] = plain) -> Callable[[], float]:
@@ -259,7 +285,22 @@ def main() -> int:
                 "session-start", guards.session_start
             ),
             "stop (live attempts checked)": guard("stop", guards.stop),
+            "pre-dispatch on PostgreSQL (journaled, duplicate checked)": pg_guard(
+                "pre-dispatch", pg_guards.pre
+            ),
+            "post-dispatch on PostgreSQL (journaled)": pg_guard("post-dispatch", pg_guards.post),
+            "subagent-stop on PostgreSQL (journaled)": pg_guard(
+                "subagent-stop", pg_guards.subagent_stop
+            ),
+            "session-start compact on PostgreSQL (journal read)": pg_guard(
+                "session-start", pg_guards.session_start
+            ),
+            "stop on PostgreSQL (journal read)": pg_guard("stop", pg_guards.stop),
         }
+        if args.pg_url:  # with this Python: the plugin's environment has no psycopg
+            direct = [sys.executable, "-c", DIRECT_WRITE, args.pg_url]
+            cases["a direct write instead: import psycopg, connect, a transaction"] = (
+                lambda: timed(direct, plain, b"", tmp))
         for measure in cases.values():  # warm-up: bytecode and caches in place
             measure()
         samples: dict[str, list[float]] = {name: [] for name in cases}
@@ -309,10 +350,18 @@ def main() -> int:
         f"adds {recorded_ms - unmarked_ms:.1f} ms over the same prompt without its dispatch line "
         f"(≤ {TARGET_WRITE_MS:.0f} ms: {verdict[recorded_ms - unmarked_ms <= TARGET_WRITE_MS]})",
         f"- every other hook ≤ {TARGET_OTHER_MS:.0f} ms: "
-        + ", ".join(f"{name.split(' ')[0]} {value:.1f} ms ({value / bare:.1f}×)"
+        + ", ".join(f"{name.split(' (')[0]} {value:.1f} ms ({value / bare:.1f}×)"
                     for name, value in others.items())
         + f" {verdict[max(others.values()) <= TARGET_OTHER_MS]}",
     ]
+    pg_ms = medians["pre-dispatch on PostgreSQL (journaled, duplicate checked)"]
+    lines.append(
+        f"- PostgreSQL ledger, pre-dispatch (local journal) ≤ {TARGET_MS:.0f} ms: {pg_ms:.1f} ms "
+        f"({pg_ms / bare:.1f}×) {verdict[pg_ms <= TARGET_MS]}")
+    direct_name = "a direct write instead: import psycopg, connect, a transaction"
+    if direct_name in medians:
+        lines.append(f"- writing to the server from the hook would add "
+                     f"{medians[direct_name] - bare:.1f} ms over a bare start")
     report = "\n".join(lines) + "\n"
     print(report, end="")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """psycopg loads only for a PostgreSQL ledger: the hooks, the linter and SQLite never pay.
 
 Importing psycopg costs ~120 ms, dozens of times a session hook's whole budget. So the
-session guards do not record into a PostgreSQL ledger at all: they find no ledger file
-and let the dispatch through (fail open), and they never import the driver to find out.
+session guards never write to a PostgreSQL ledger themselves: they append to a local
+journal (``.dispatch/journal.db``) that the ledger imports later
+(tests/test_journal_postgres.py), and they never import the driver.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def test_lint_and_a_sqlite_ledger_never_import_psycopg(tmp_path):
     assert "sqlite3" in modules and "psycopg" not in modules
 
 
-def test_hooks_skip_a_postgres_ledger_without_importing_psycopg(tmp_path, pg_url):
+def test_hooks_journal_for_a_postgres_ledger_without_importing_psycopg(tmp_path, pg_url):
     import json
 
     project = tmp_path
@@ -44,7 +45,8 @@ def test_hooks_skip_a_postgres_ledger_without_importing_psycopg(tmp_path, pg_url
     modules, out = imported("hook", "pre-dispatch", cwd=project, stdin=event, **env)
     assert "dispatch_kit" in modules and "psycopg" not in modules
     assert "deny" not in out  # the dispatch goes through
+    assert (project / ".dispatch" / "journal.db").is_file()  # recorded there
     import psycopg
 
-    with psycopg.connect(pg_url) as conn:
+    with psycopg.connect(pg_url) as conn:  # and not on the server, until an import
         assert conn.execute("SELECT COUNT(*) FROM agents").fetchone()[0] == 0

@@ -32,9 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "post-dispatch (PostToolUse, PostToolUseFailure) attaches the agent id; subagent-stop "
         "records the agent's end and transcript; session-start (compact, resume) adds the open "
         "missions' state to the context; stop holds the end of a turn once while agents this "
-        "session dispatched still run. Any failure of a hook itself, or an event this version "
-        "does not know, lets the session go on. Switches (off/0/false): DISPATCH_KIT_HOOK (the "
-        "lint), DISPATCH_KIT_GUARD_RECORD, DISPATCH_KIT_GUARD_DUPLICATE, "
+        "session dispatched still run. With a PostgreSQL ledger the hooks record into a local "
+        "journal (.dispatch/journal.db; no driver import, no connection), which every `ledger` "
+        "command on that ledger imports first (or `ledger import-journal`). Any failure of a "
+        "hook itself, or an event this version does not know, lets the session go on. "
+        "Switches (off/0/false): DISPATCH_KIT_HOOK (the lint), DISPATCH_KIT_GUARD_RECORD, "
+        "DISPATCH_KIT_GUARD_DUPLICATE, "
         "DISPATCH_KIT_GUARD_CONTEXT, DISPATCH_KIT_GUARD_STOP, DISPATCH_KIT_GUARDS (all guards).",
     )
     parser.add_argument("event", help=f"which hook to run: {', '.join(EVENTS)}")

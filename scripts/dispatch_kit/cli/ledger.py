@@ -2,7 +2,9 @@
 
 Subcommands map one-to-one onto ledger transactions (init, next, claim,
 dispatch, record, release, sweep, status, events), so a skill's loop is a
-handful of shell commands and survives the agent losing its context.
+handful of shell commands and survives the agent losing its context. On a
+PostgreSQL ledger each of them first imports what the session hooks
+journaled locally (``import-journal`` does only that).
 """
 
 from __future__ import annotations
@@ -113,6 +115,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format(p, ("text", "json"))
     p.set_defaults(func=_events)
 
+    p = sub.add_parser("import-journal",
+                       help="apply the session hooks' local journal to a PostgreSQL ledger")
+    p.add_argument("--db", help="the ledger's postgresql:// URL (default: $DISPATCH_KIT_LEDGER)")
+    p.add_argument("--journal", metavar="PATH",
+                   help="the journal (default: .dispatch/journal.db here or in a parent)")
+    p.set_defaults(func=_import_journal)
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
@@ -132,7 +141,42 @@ def _open(args: argparse.Namespace):
     else:
         path = find_db()
     ledger = Ledger.open(path)
+    if isinstance(path, str):  # a PostgreSQL ledger: first what the hooks journaled here
+        _auto_import(ledger, path)
     return ledger, ledger.mission(args.mission).id
+
+
+def _auto_import(ledger, url: str) -> None:
+    """What the session hooks journaled here for this ledger, imported first."""
+    from dispatch_kit.ledger.journal_import import import_found
+
+    import_found(ledger, url)
+
+
+def _import_journal(args: argparse.Namespace) -> int:
+    import os
+
+    from dispatch_kit.errors import InputError
+    from dispatch_kit.ledger import Ledger
+    from dispatch_kit.ledger.backends import is_url
+    from dispatch_kit.ledger.journal_import import find_journal, import_journal
+
+    url = args.db or os.environ.get("DISPATCH_KIT_LEDGER")
+    if not is_url(url):
+        raise InputError("import-journal needs the PostgreSQL ledger's URL: --db "
+                         "postgresql://... (or DISPATCH_KIT_LEDGER)", path="--db")
+    journal = args.journal or find_journal()
+    if journal is None or not os.path.isfile(journal):
+        raise InputError("no journal of the session hooks here (.dispatch/journal.db in this "
+                         "folder or a parent); pass --journal PATH", path=journal or "--journal")
+    with Ledger.open(url) as ledger:
+        report = import_journal(ledger, url, journal)
+    print(f"ledger: imported {report.applied} journal row(s) from {report.journal}"
+          + (f", {report.already} already imported" if report.already else "")
+          + (f", {len(report.skipped)} not applied" if report.skipped else ""))
+    for line in report.skipped:
+        print(f"  not applied: {line}")
+    return 0
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -10,7 +10,8 @@ compacted or resumed context, and the stop hook names what still runs.
 
 Split by what each part knows: ``claude_code`` is the only module that knows
 the harness's event and answer formats; ``marker`` the dispatch line a
-rendered prompt carries; ``locate`` where ledgers are; ``store`` the SQL;
+rendered prompt carries; ``locate`` where ledgers are; ``store`` the SQL; ``journal`` what
+they record instead when the ledger is on PostgreSQL;
 ``digest`` the short texts; ``handlers`` joins them, one function per hook.
 Everything here is standard library only and imported lazily, because each
 hook runs inside the user's session on every event.

@@ -130,3 +130,25 @@ def still_running(entries: list[tuple[str, dict]], session: str | None, now: flo
         "TaskStop and run `dispatch-kit ledger sweep`; ending now leaves them unrecorded. "
         "(Shown once: the next stop is not held.)"
     )
+
+
+def journal_entry(row: dict) -> dict:
+    """A live request of the local journal as :func:`in_flight` gives an attempt."""
+    return {"task": row["task"], "attempt": row["attempt"], "since": row["requested_at"],
+            "agent": {"agent_id": row["agent_id"], "name": row["name"],
+                      "tool_use_id": row["tool_use_id"]}}
+
+
+def journal_state(rows: list[dict], env_set: bool, now: float) -> str:
+    """SessionStart's lines for the dispatches of a PostgreSQL ledger's local journal."""
+    lines = ["dispatch-kit: dispatches recorded in the local journal (the PostgreSQL ledger "
+             "imports it):"]
+    for row in rows:
+        entry = journal_entry(row)
+        age = store.ago(now - row["requested_at"])
+        lines.append(f"- running: {row['task']} (mission {row['mission']}) attempt "
+                     f"{row['attempt']}, {_agent(entry)}, {age}: do not dispatch it again; "
+                     "wait for its notification.")
+    db = "" if env_set else f" --db {rows[0]['ledger']}" if "ledger" in rows[0] else ""
+    lines.append(f"Next: `dispatch-kit ledger status{db}` shows the mission.")
+    return "\n".join(lines)

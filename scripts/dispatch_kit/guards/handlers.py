@@ -83,18 +83,21 @@ def pre_dispatch(raw: bytes, environ: Mapping[str, str]) -> Answer:
 
 def _record(event: dict, prompt: str, found: marker.Marker, base: str,
             environ: Mapping[str, str]) -> tuple[int, str]:
-    from dispatch_kit.guards import store
+    from dispatch_kit.guards import journal, store
 
-    path = locate.for_dispatch(found.ledger, base, environ)
-    if path is None:
-        return 0, (f"dispatch-kit hook: no ledger found for mission {found.mission}; "
-                   "dispatch not recorded\n")
     dispatch = store.Dispatch(
         found.mission, found.task, found.attempt,
         session=cc.text(event, "session_id"), tool_use_id=cc.text(event, "tool_use_id"),
         prompt_hash=_prompt_hash(prompt), name=cc.dispatch_name(event),
         agent_type=cc.dispatch_agent_type(event),
     )
+    server = journal.target(found.ledger, environ)
+    if server is not None:  # a PostgreSQL ledger: the local journal, which it imports
+        return _journal_dispatch(dispatch, server, base, environ)
+    path = locate.for_dispatch(found.ledger, base, environ)
+    if path is None:
+        return 0, (f"dispatch-kit hook: no ledger found for mission {found.mission}; "
+                   "dispatch not recorded\n")
     conn = store.connect(path)
     try:
         now = time.time()
@@ -118,6 +121,27 @@ def _record(event: dict, prompt: str, found: marker.Marker, base: str,
     return 0, ""
 
 
+def _journal_dispatch(dispatch, server: str, base: str,
+                      environ: Mapping[str, str]) -> tuple[int, str]:
+    from dispatch_kit.guards import journal
+
+    now = time.time()
+    outcome, detail = journal.record_dispatch(
+        journal.for_writing(base), server, dispatch, refuse=enabled("duplicate", environ),
+        record=enabled("record", environ), now=now,
+    )
+    if outcome == "refused":
+        from dispatch_kit.guards import digest
+
+        args = f"--mission {dispatch.mission}"
+        if not environ.get(locate.ENV_DB):
+            args = f"--db {server} " + args
+        return cc.BLOCK, digest.refusal(detail, dispatch.task, dispatch.mission, args, now)
+    if outcome == "skipped" and detail:
+        return 0, f"dispatch-kit hook: {detail}\n"
+    return 0, ""
+
+
 # --------------------------------------------------------------------------- PostToolUse
 
 
@@ -133,16 +157,26 @@ def post_dispatch(raw: bytes, environ: Mapping[str, str]) -> Answer:
         found = marker.find(prompt)
         if found is None or prompt is None:
             return OK
-        from dispatch_kit.guards import store
+        from dispatch_kit.guards import journal, store
 
         base = locate.base_dir(event.get("cwd"))
-        path = locate.for_dispatch(found.ledger, base, environ)
-        if path is None:
-            return OK
         agent_id, output, status = cc.launched(event)
         failed = None
         if event.get("hook_event_name") == "PostToolUseFailure":
             failed = cc.text(event, "error") or "the Agent call failed"
+        server = journal.target(found.ledger, environ)
+        if server is not None:
+            path = journal.find(base)
+            if path is not None:
+                journal.attach(path, server, session=cc.text(event, "session_id"),
+                               tool_use_id=cc.text(event, "tool_use_id"),
+                               prompt_hash=_prompt_hash(prompt), agent_id=agent_id,
+                               output_file=output, status=status, failed=failed,
+                               now=time.time())
+            return OK
+        path = locate.for_dispatch(found.ledger, base, environ)
+        if path is None:
+            return OK
         conn = store.connect(path)
         try:
             store.attach(conn, session=cc.text(event, "session_id"),
@@ -175,7 +209,17 @@ def subagent_stop(raw: bytes, environ: Mapping[str, str]) -> Answer:
         agent_id = cc.text(event, "agent_id")
         if agent_id is None or cc.is_workflow_agent(event):
             return OK  # a workflow records its own attempts (dispatch-kit attempt start|finish)
-        ledgers = locate.every(locate.base_dir(event.get("cwd")), environ)
+        base = locate.base_dir(event.get("cwd"))
+        book = _journal(base, environ)
+        if book is not None:
+            from dispatch_kit.guards import journal
+
+            if journal.stopped(book, agent_id=agent_id, session=cc.text(event, "session_id"),
+                               agent_type=cc.text(event, "agent_type"),
+                               transcript=cc.text(event, "agent_transcript_path"),
+                               now=time.time()):
+                return OK
+        ledgers = locate.every(base, environ)
         if not ledgers:
             return OK
         from dispatch_kit.guards import store
@@ -197,6 +241,15 @@ def subagent_stop(raw: bytes, environ: Mapping[str, str]) -> Answer:
     return OK
 
 
+def _journal(base: str, environ: Mapping[str, str]) -> str | None:
+    """The journal of a PostgreSQL ledger the hooks without a prompt read: none when
+    ``$DISPATCH_KIT_LEDGER`` names a ledger file."""
+    env = environ.get(locate.ENV_DB)
+    if env and not env.startswith(("postgresql://", "postgres://")):
+        return None
+    return locate.journal(base)
+
+
 # --------------------------------------------------------------------------- SessionStart, Stop
 
 
@@ -216,12 +269,20 @@ def session_start(raw: bytes, environ: Mapping[str, str]) -> Answer:
             return OK
         base = locate.base_dir(event.get("cwd"))
         ledgers = locate.every(base, environ)
-        if not ledgers:
+        book = _journal(base, environ)
+        if not ledgers and book is None:
             return OK
         from dispatch_kit.guards import digest, store
 
         now = time.time()
         parts = []
+        if book is not None:
+            from dispatch_kit.guards import journal
+
+            entries = journal.read_live(book, now)
+            if entries:
+                parts.append(digest.journal_state(entries, bool(environ.get(locate.ENV_DB)),
+                                                  now))
         for path in ledgers:
             conn = store.connect(path)
             try:
@@ -252,8 +313,10 @@ def stop(raw: bytes, environ: Mapping[str, str]) -> Answer:
         event = cc.read_event(raw)
         if event.get("stop_hook_active") is True:
             return OK  # blocked once already: let it stop, so no session is stuck
-        ledgers = locate.every(locate.base_dir(event.get("cwd")), environ)
-        if not ledgers:
+        base = locate.base_dir(event.get("cwd"))
+        ledgers = locate.every(base, environ)
+        book = _journal(base, environ)
+        if not ledgers and book is None:
             return OK
         from dispatch_kit.guards import digest, store
 
@@ -265,6 +328,15 @@ def stop(raw: bytes, environ: Mapping[str, str]) -> Answer:
                        if isinstance(t, dict) and t.get("status") == "running"}
         now = time.time()
         live: list[tuple[str, dict]] = []
+        if book is not None:
+            from dispatch_kit.guards import journal
+
+            for row in journal.read_live(book, now):
+                if row["agent_id"] is None or row["session_id"] != session:
+                    continue
+                if running is not None and row["agent_id"] not in running:
+                    continue
+                live.append((row["mission"], digest.journal_entry(row)))
         for path in ledgers:
             conn = store.connect(path)
             try:

@@ -17,10 +17,11 @@ Several missions in one project therefore work either way: in one ledger
 here: these run on every hook event, most of them in projects with no
 ledger at all.
 
-A ledger on PostgreSQL (``$DISPATCH_KIT_LEDGER=postgresql://...``) is not a
-file, so no step finds it and the hooks record nothing and refuse nothing
-(they fail open): importing its driver alone costs ~120 ms, dozens of times a
-hook's budget. The ledger's own claims still hold every task to one worker.
+A ledger on PostgreSQL (``$DISPATCH_KIT_LEDGER=postgresql://...``, or a
+dispatch line's ``ledger=`` URL) is not a file, and no step here finds it:
+importing its driver alone costs ~120 ms, several times a hook's budget. The
+hooks record its dispatches in a local journal instead, which the ledger
+imports (:mod:`dispatch_kit.guards.journal`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def for_dispatch(ledger: str | None, cwd: str, environ: Mapping[str, str]) -> st
         if os.path.isfile(path):
             return os.path.abspath(path)
     return upward(cwd)
+
+
+JOURNAL = "journal.db"
+
+
+def journal(cwd: str) -> str | None:
+    """The hooks' journal for a PostgreSQL ledger (:mod:`dispatch_kit.guards.journal`):
+    ``.dispatch/journal.db`` in ``cwd`` or the nearest parent that has one."""
+    here = os.path.abspath(cwd)
+    while True:
+        candidate = os.path.join(here, FOLDER, JOURNAL)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
 
 
 def listed(cwd: str) -> list[str]:

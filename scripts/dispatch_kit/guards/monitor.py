@@ -26,7 +26,8 @@ What makes it fit for that:
   seconds). In a project without a ledger it waits, printing nothing, and
   follows one as soon as it appears (a mission started during the session).
   Only the standard library's sqlite3, as the hooks use; a PostgreSQL ledger
-  is not followed (as by the hooks).
+  is not followed (the hooks journal its dispatches locally; ``ledger events
+  --follow --db URL`` follows it).
 - Harmless: an unreadable ledger is skipped until it reads again, an error is
   said once on stderr (only stdout lines become events) and the next look goes on;
   nothing goes to stdout but event lines.

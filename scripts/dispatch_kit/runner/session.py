@@ -28,6 +28,10 @@ def open_mission(plan: Plan, *, db: str | None, mission: str | None, max_tasks: 
         safe_name(result.mission, "mission")
         if reset:
             ledger.reset_mission(result.mission)
+        if isinstance(path, str):  # PostgreSQL: the session hooks' journal, imported first
+            from dispatch_kit.ledger.journal_import import import_found
+
+            import_found(ledger, path)
     except BaseException:
         ledger.close()
         raise
