@@ -23,6 +23,7 @@ from dispatch_kit.runner.progress import emit_record
 from dispatch_kit.runner.prompts import build_prompt, worker_command, worker_env
 from dispatch_kit.runner.state import Running
 from dispatch_kit.runner.watch import Watching
+from dispatch_kit.watchdog import GRACE
 
 # Run by /bin/sh as the worker's process-group leader: wait for the runner's go
 # (EOF instead means the runner died before recording this worker: do nothing),
@@ -152,6 +153,9 @@ class Starting(Watching):
         self.running[row.id] = running
         self.selector.register(read_fd, selectors.EVENT_READ, row.id)
         self._watch_exit(running)
+        # Bounded before it may run: were this runner killed with -9 now, the watchdog still
+        # stops the worker by its time limit, before its lease runs out (dispatch_kit.watchdog).
+        self.watchdog.watch(proc.pid, worker.pid_start, timeout + GRACE)
         # Open the gate only now: a Ctrl-C at any earlier moment finds the worker in
         # self.running, so it is stopped and its claim given back, never left working.
         os.write(gate_w, b"go\n")

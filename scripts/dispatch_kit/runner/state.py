@@ -23,6 +23,7 @@ from dispatch_kit.runner.progress import Progress
 
 if TYPE_CHECKING:
     from dispatch_kit.telemetry.mission import MissionTrace
+    from dispatch_kit.watchdog import Watchdog
 
 
 @dataclass
@@ -77,6 +78,7 @@ class RunnerState:
     trace: MissionTrace | None  # dispatch_kit.telemetry; None unless OTEL_ asks for traces
     contended: bool  # another runner won a claim from this one: claim first, then start
     _next_lease: float | None
+    watchdog: Watchdog  # kills a worker at its time limit + GRACE, even after a kill -9
 
     def _timeout(self, task_id: str) -> float:
         return self.opts.timeout or float(self.tasks[task_id].timeout)
