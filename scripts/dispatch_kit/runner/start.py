@@ -80,7 +80,7 @@ class Starting(Watching):
                                          holder_pid=os.getpid(), holder_start=self.me_start)
         if claimed is None:
             return False
-        self._start(self.ledger.task(self.mission, claimed.task_id), claimed)
+        self._start(claimed.task or self.ledger.task(self.mission, claimed.task_id), claimed)
         return True
 
     def _start(self, row: TaskRow, claimed: ClaimResult | None = None) -> None:

@@ -101,14 +101,14 @@ class Connection:
     """A psycopg connection that speaks the ledger's portable SQL, as ``sqlite3`` does.
 
     Inside a write transaction, a write whose result nobody reads (INSERT, UPDATE or
-    DELETE without RETURNING) is not sent at once: it is held and sent, bound on the
-    client (psycopg's ``ClientCursor.mogrify``), in one round trip together with the next
-    statement that returns rows or with the COMMIT. The statements run in the same order
-    in the same transaction, so what every later read sees is unchanged; only an error in
-    such a write is raised by the next statement (or the commit) instead of its own line,
-    and the transaction is rolled back all the same. This takes a claim, a dispatch or a
-    verdict from 8-11 round trips to 3-6, which is most of a runner's CPU per task on a
-    shared ledger (bench/bench_ledger.py).
+    DELETE without RETURNING) is not sent at once: it is held, bound on the client
+    (psycopg's ``ClientCursor.mogrify``), and sent in one round trip together with the
+    next statement (bound on the client too, then) or with the COMMIT. The statements run
+    in the same order in the same transaction, so what every later read sees is
+    unchanged; only an error in such a write is raised by the next statement (or the
+    commit) instead of its own line, and the transaction is rolled back all the same.
+    This takes a claim, a dispatch or a verdict from 8-11 round trips to 3-5, which is
+    most of a runner's CPU per task on a shared ledger (bench/bench_ledger.py).
     """
 
     def __init__(self, raw: psycopg.Connection) -> None:
@@ -122,7 +122,7 @@ class Connection:
         head = sql.lstrip()[:6].upper()
         if head not in ("INSERT", "UPDATE", "DELETE"):
             return False
-        self.held.append(self._binder.mogrify(translate(sql), params) if params else sql)
+        self.held.append(self._bind(sql, params))
         return True
 
     def flush(self, then: str | None = None) -> None:
@@ -136,12 +136,19 @@ class Connection:
             self.held = []
         self.raw.execute("; ".join(statements))
 
+    def _bind(self, sql: str, params: Sequence[Any]) -> str:
+        return self._binder.mogrify(translate(sql), params) if params else sql
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._hold(sql, params):
             return _DEFERRED
-        if self.held:
-            self.flush()
         cur = self.raw.cursor(row_factory=_row_factory)
+        if self.held:  # the held writes, then this statement, in one round trip
+            statements, self.held = [*self.held, self._bind(sql, params)], []
+            cur.execute("; ".join(statements))
+            while cur.nextset():  # to this statement's result, the last one
+                pass
+            return cur
         if params:
             cur.execute(translate(sql), params)
         else:
