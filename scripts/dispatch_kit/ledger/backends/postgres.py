@@ -101,20 +101,20 @@ class Connection:
     """A psycopg connection that speaks the ledger's portable SQL, as ``sqlite3`` does.
 
     Inside a write transaction, a write whose result nobody reads (INSERT, UPDATE or
-    DELETE without RETURNING) is not sent at once: it is held, bound on the client
-    (psycopg's ``ClientCursor.mogrify``), and sent in one round trip together with the
-    next statement (bound on the client too, then) or with the COMMIT. The statements run
-    in the same order in the same transaction, so what every later read sees is
-    unchanged; only an error in such a write is raised by the next statement (or the
-    commit) instead of its own line, and the transaction is rolled back all the same.
-    This takes a claim, a dispatch or a verdict from 8-11 round trips to 3-5, which is
-    most of a runner's CPU per task on a shared ledger (bench/bench_ledger.py).
+    DELETE without RETURNING) is not sent at once: it is held and sent in one round trip
+    (psycopg's pipeline mode: one sync, server-side binding and prepared statements kept)
+    together with the next statement or with the COMMIT. The statements run in the same
+    order in the same transaction, so what every later read sees is unchanged; only an
+    error in such a write is raised by the next statement (or the commit) instead of its
+    own line, and the transaction is rolled back all the same. A claim, a dispatch or a
+    verdict takes 3-5 round trips instead of 8-11: on a network where a round trip costs
+    more than loopback's 0.03 ms, that is most of a claim's latency.
     """
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
-        self.held: list[str] | None = None  # a list while a write transaction is open
-        self._binder = psycopg.ClientCursor(raw)
+        # While a write transaction is open: the writes not sent yet.
+        self.held: list[tuple[str, Sequence[Any]]] | None = None
 
     def _hold(self, sql: str, params: Sequence[Any]) -> bool:
         if self.held is None or "RETURNING" in sql:
@@ -122,37 +122,39 @@ class Connection:
         head = sql.lstrip()[:6].upper()
         if head not in ("INSERT", "UPDATE", "DELETE"):
             return False
-        self.held.append(self._bind(sql, params))
+        self.held.append((sql, params))
         return True
+
+    def _send(self, cur: Any, sql: str, params: Sequence[Any]) -> None:
+        if params:
+            cur.execute(translate(sql), params)
+        else:
+            cur.execute(sql)
+
+    def _send_held(self, last: tuple[Any, str, Sequence[Any]] | None) -> None:
+        """The held writes, then ``last`` (cursor, statement, parameters), in one round
+        trip (psycopg's pipeline mode: one sync, prepared statements kept)."""
+        held, self.held = self.held or [], ([] if self.held is not None else None)
+        with self.raw.pipeline():
+            for sql, params in held:
+                self._send(self.raw.cursor(), sql, params)
+            if last is not None:
+                self._send(*last)
 
     def flush(self, then: str | None = None) -> None:
         """Send the held writes (and ``then``, a statement without parameters) at once."""
         if not self.held and then is None:
             return
-        statements = self.held or []
-        if then is not None:
-            statements.append(then)
-        if self.held is not None:
-            self.held = []
-        self.raw.execute("; ".join(statements))
-
-    def _bind(self, sql: str, params: Sequence[Any]) -> str:
-        return self._binder.mogrify(translate(sql), params) if params else sql
+        self._send_held((self.raw.cursor(), then, ()) if then is not None else None)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._hold(sql, params):
             return _DEFERRED
         cur = self.raw.cursor(row_factory=_row_factory)
         if self.held:  # the held writes, then this statement, in one round trip
-            statements, self.held = [*self.held, self._bind(sql, params)], []
-            cur.execute("; ".join(statements))
-            while cur.nextset():  # to this statement's result, the last one
-                pass
-            return cur
-        if params:
-            cur.execute(translate(sql), params)
+            self._send_held((cur, sql, params))
         else:
-            cur.execute(sql)
+            self._send(cur, sql, params)
         return cur
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
@@ -251,9 +253,8 @@ class PostgresStore:
         Round trips are what a runner pays for on a shared ledger, so the BEGIN goes with
         the read of the database's clock (every transaction asks for it first: ``now``
         returns it), and writes whose result nobody reads go with the next read or with
-        the COMMIT (see :class:`Connection`). (psycopg's pipeline mode measured no faster
-        on loopback, and spends the CPU this saves.) A transaction opened inside another
-        one is a savepoint, as with ``psycopg.Connection.transaction``."""
+        the COMMIT (see :class:`Connection`). A transaction opened inside another one is a
+        savepoint, as with ``psycopg.Connection.transaction``."""
         conn = self.conn
         if conn.held is not None:  # nested: a savepoint in the open transaction
             conn.flush()
