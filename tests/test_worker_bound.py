@@ -13,6 +13,7 @@ waiting two minutes) retries the task, once, after the first worker is gone.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -143,3 +144,24 @@ def test_the_watchdog_outlives_its_owner_and_kills_the_group_at_the_deadline(tmp
     owner.communicate(timeout=GUARD)
     wait_for(lambda: not group_alive(worker))  # nobody else would stop 'sleep 600'
     wait_for(lambda: not group_alive(dog))  # and it leaves once nothing is left to watch
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="reads process groups in /proc")
+def test_a_detached_worker_whose_supervisor_is_killed_with_9_ends_by_its_time_limit(tmp_path):
+    """``run --detach``: the supervisor enforces the time limit; killed with -9, it cannot,
+    and its watchdog does (the lease of a detached claim is never renewed)."""
+    plan = small_plan(tmp_path, [{"id": "slow"}, {"id": "then", "depends_on": ["slow"]}])
+    started = subprocess.run(
+        [sys.executable, "-m", "dispatch_kit", "run", str(plan), "--db",
+         str(tmp_path / "ledger.db"), "--worker", WORKER, "--timeout", "5s", "--detach"],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=GUARD)
+    assert started.returncode == 0, started.stderr
+    words = started.stdout.split()
+    supervisor, log = int(words[words.index("pid") + 1]), Path(words[words.index("log") + 1])
+    pid_file = tmp_path / "pgid.slow.1"
+    pgid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip()))
+    os.kill(supervisor, signal.SIGKILL)
+    wait_for(lambda: not group_alive(pgid))
+    # The supervisor never wrote how the worker ended: it was killed, so the watchdog it
+    # had started is what stopped the worker.
+    assert not log.with_suffix(".exit.json").exists()
