@@ -18,7 +18,6 @@ from dispatch_kit.ledger import ClaimResult, TaskRow, Worker
 from dispatch_kit.procs import BoundedLog, pid_start
 from dispatch_kit.runner.collect import failing_entry
 from dispatch_kit.runner.files import pipe_path
-from dispatch_kit.runner.options import LEASE_MARGIN
 from dispatch_kit.runner.progress import emit_record
 from dispatch_kit.runner.prompts import build_prompt, worker_command, worker_env
 from dispatch_kit.runner.state import Running
@@ -74,8 +73,7 @@ class Starting(Watching):
         back without spending the attempt.
         """
         if self._next_lease is None:  # the longest any task may need; set exactly at dispatch
-            self._next_lease = self.opts.lease or max(
-                self._timeout(t) for t in self.tasks) + LEASE_MARGIN
+            self._next_lease = max(self._lease(t) for t in self.tasks)
         claimed = self.ledger.claim_next(self.mission, self.holder, self._next_lease,
                                          holder_pid=os.getpid(), holder_start=self.me_start)
         if claimed is None:
@@ -96,6 +94,13 @@ class Starting(Watching):
         runner's pid. The worker also holds a spare read end, so if the runner
         dies its writes wait instead of failing, and the next runner reopens the
         pipe by name and carries on logging.
+
+        Surviving the runner is bounded: before the gate opens, the runner's
+        watchdog (:mod:`dispatch_kit.watchdog`) is told to kill the worker's
+        process group at its time limit plus a few seconds, which it does even
+        if this runner was killed with -9. The claim's lease (time limit plus two
+        minutes, renewed while the runner lives) therefore never runs out while
+        the worker's group lives, and another host's retry never overlaps it.
         """
         opened: list[int] = []
         try:

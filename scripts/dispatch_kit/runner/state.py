@@ -20,6 +20,7 @@ from dispatch_kit.procs import BoundedLog
 from dispatch_kit.runner.collect import Collector
 from dispatch_kit.runner.options import LEASE_MARGIN, RunOptions
 from dispatch_kit.runner.progress import Progress
+from dispatch_kit.watchdog import GRACE
 
 if TYPE_CHECKING:
     from dispatch_kit.telemetry.mission import MissionTrace
@@ -84,4 +85,8 @@ class RunnerState:
         return self.opts.timeout or float(self.tasks[task_id].timeout)
 
     def _lease(self, task_id: str) -> float:
-        return self.opts.lease or self._timeout(task_id) + LEASE_MARGIN
+        """The lease a claim gets: never shorter than the worker may live (its time limit
+        plus the watchdog's GRACE), so another host never retries beside a live worker."""
+        if self.opts.lease:
+            return max(self.opts.lease, self._timeout(task_id) + GRACE)
+        return self._timeout(task_id) + LEASE_MARGIN
