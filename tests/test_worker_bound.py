@@ -125,21 +125,31 @@ def test_a_runner_killed_with_9_leaves_no_worker_alive_past_its_lease(tmp_path, 
     assert claims == [("host-a", 1), ("host-b", 2)]
 
 
-def test_the_watchdog_outlives_its_owner_and_kills_the_group_at_the_deadline(tmp_path):
-    """The mechanism alone: an owner killed with -9 right after ``watch``."""
-    owner = subprocess.Popen(
-        [sys.executable, "-c",
-         "import subprocess, sys, time\n"
-         "from dispatch_kit.procs import pid_start\n"
-         "from dispatch_kit.watchdog import Watchdog\n"
-         "w = subprocess.Popen(['sh', '-c', 'sleep 600 & sleep 600'], start_new_session=True)\n"
-         "dog = Watchdog()\n"
-         "dog.watch(w.pid, pid_start(w.pid), 1.0)\n"
-         "print(w.pid, dog.pid, flush=True)\n"
-         "sys.stdin.read()\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env())
+OWNER = """
+import subprocess, sys, threading
+from dispatch_kit.procs import pid_start
+from dispatch_kit.watchdog import Watchdog
+if sys.argv[1] == "threaded":
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+w = subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600"], start_new_session=True)
+dog = Watchdog()
+dog.watch(w.pid, pid_start(w.pid), 1.0)
+print(w.pid, dog.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("mode", ["single", "threaded"])
+def test_the_watchdog_outlives_its_owner_and_kills_the_group_at_the_deadline(mode):
+    """The mechanism alone: an owner killed with -9 right after ``watch``. An owner that
+    runs threads gets a new process rather than a fork of itself."""
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, mode], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=cli_env())
     assert owner.stdout is not None
     worker, dog = (int(n) for n in owner.stdout.readline().split())
+    # (Read once exec has set it: a process just started may show an empty one.)
+    cmdline = wait_for(lambda: Path(f"/proc/{dog}/cmdline").read_bytes())
+    assert (b"\0-I\0" in cmdline) == (mode == "threaded")  # spawned: python -I -c BOOT
     owner.kill()
     owner.communicate(timeout=GUARD)
     wait_for(lambda: not group_alive(worker))  # nobody else would stop 'sleep 600'

@@ -64,24 +64,35 @@ def clock() -> float:
 
 
 class Watchdog:
-    """The owner's side: start the watchdog on first use, tell it about workers."""
+    """The owner's side: start the watchdog on first use, tell it about workers.
+
+    The watchdog is a fork of the owner when the owner runs no other thread (about a
+    millisecond; it imports nothing, never touches what it inherited but its pipe, and
+    leaves with ``os._exit``), else a new ``python -I`` process (some 25 ms of CPU)."""
 
     def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self._proc: subprocess.Popen | None = None
         self._fd: int | None = None
         self.failed = False
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
 
     def start(self) -> bool:
         """Start the watchdog now (else at the first :meth:`watch`); False if it cannot run."""
         if self._fd is None and not self.failed:
+            import threading
+
             try:
-                self._start()
+                if hasattr(os, "fork") and threading.active_count() == 1:
+                    self._fork()
+                else:
+                    self._spawn()
             except OSError:
                 self.failed = True  # no watchdog: the owner's own deadline still holds
+                return False
+            os.set_inheritable(self._fd, False)
+            from dispatch_kit import reaper
+
+            reaper.spare(self.pid)  # it must outlive a run that ends killing its orphans
         return self._fd is not None
 
     def _send(self, line: str) -> None:
@@ -93,10 +104,35 @@ class Watchdog:
         except OSError:
             self.failed = True
 
-    def _start(self) -> None:
+    def _fork(self) -> None:
+        from dispatch_kit import procs  # noqa: F401 - imported here: the child imports nothing
+
         read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen(
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        if pid == 0:  # the watchdog
+            try:
+                os.setsid()
+                os.dup2(read_fd, 0)
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                os.closerange(3, 1 << 16)  # the owner's database socket, pipes, logs
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                main(0)
+            finally:
+                os._exit(0)
+        os.close(read_fd)
+        self.pid, self._fd = pid, write_fd
+
+    def _spawn(self) -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", BOOT, str(Path(__file__).resolve().parents[1])],
                 stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, close_fds=True,
@@ -106,11 +142,7 @@ class Watchdog:
             raise
         finally:
             os.close(read_fd)
-        os.set_inheritable(write_fd, False)
-        self._fd = write_fd
-        from dispatch_kit import reaper
-
-        reaper.spare(self.proc.pid)  # it must outlive a run that ends killing its orphans
+        self.pid, self._fd = self._proc.pid, write_fd
 
     def watch(self, pid: int, start: str | None, seconds: float) -> None:
         """Kill ``pid``'s process group ``seconds`` from now unless it is dropped first."""
@@ -128,11 +160,26 @@ class Watchdog:
             return
         os.close(self._fd)
         self._fd = None
-        assert self.proc is not None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=2.0)  # at once unless a worker is still watched
+            except subprocess.TimeoutExpired:
+                self._proc.returncode = 0  # it guards a live worker on its own: leave it be
+            return
+        assert self.pid is not None
+        try:  # reap it if it ends at once (nothing watched); else it runs on, guarding
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        if pidfd is not None:
+            try:
+                select.select([pidfd], [], [], 2.0)
+            finally:
+                os.close(pidfd)
         try:
-            self.proc.wait(timeout=2.0)  # at once unless a worker is still watched
-        except subprocess.TimeoutExpired:
-            self.proc.returncode = 0  # it guards a live worker on its own now: leave it be
+            os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
 
 
 def _kill(pid: int, start: str | None, *, grace: float) -> None:
@@ -185,8 +232,9 @@ def serve(fd: int) -> None:
                 watched.pop(int(parts[1]), None)
 
 
-def main() -> int:
+def main(fd: int = 0) -> int:
+    """Watch what is written to ``fd`` (standard input) until it closes and nothing is left."""
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
-    serve(sys.stdin.fileno())
+    serve(fd)
     return 0
