@@ -184,6 +184,8 @@ def test_adopt_keeps_the_attempt_and_names_the_new_holder(ledger):
 def test_claim_next_takes_ready_tasks_in_plan_order_then_none(ledger):
     got = [ledger.claim_next("contract", "me", 60, now=T0) for _ in range(3)]
     assert [g.task_id for g in got[:2]] == ["a", "d0"] and got[2] is None  # b waits for a
+    # The task as claimed comes with the claim, exactly as reading it again would give it.
+    assert [g.task for g in got[:2]] == [ledger.task("contract", t) for t in ("a", "d0")]
 
 
 def test_reset_starts_over_and_keeps_history(ledger):

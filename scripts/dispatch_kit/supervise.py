@@ -15,7 +15,10 @@ With ``--lock F`` it holds ``F`` locked (flock) and hands the locked descriptor
 to the worker, and records the worker's pid in ``--worker-file``: a supervisor
 killed with -9 leaves the lock held by its worker, so a later run sees that the
 attempt may still be alive and never starts the next one beside it
-(:func:`dispatch_kit.procs.lock_held`).
+(:func:`dispatch_kit.procs.lock_held`). A watchdog (:mod:`dispatch_kit.watchdog`) kills the
+worker's process group at the time limit plus a few seconds even then, so a worker never
+outlives the lease its claim was given (time limit + 2 minutes) and another host's retry
+never overlaps it.
 
 The worker inherits this process's environment unchanged: ``run --detach``
 starts the supervisor with ``python -I`` and puts the package on ``sys.path``
@@ -34,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from dispatch_kit.procs import BoundedLog, kill_group, pump
+from dispatch_kit.procs import BoundedLog, kill_group, pid_start, pump
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,17 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     reaper.become_subreaper()  # the worker's setsid'd descendants come back here, then die
     lock_fd = _take_lock(args.lock) if args.lock else None
     log = BoundedLog(Path(args.log), args.log_limit)
+    from dispatch_kit.watchdog import GRACE, Watchdog
+
+    watchdog = Watchdog()  # bounds the worker even if this supervisor is killed with -9
+    watchdog.start()
     stdin = open(args.prompt, "rb") if args.prompt else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
         command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True, close_fds=True,
         pass_fds=(lock_fd,) if lock_fd is not None else (),
     )
+    watchdog.watch(proc.pid, pid_start(proc.pid), args.timeout + GRACE)
     if args.prompt:
         stdin.close()
     if args.worker_file:
-        from dispatch_kit.procs import pid_start
-
         _write_json(Path(args.worker_file), {"pid": proc.pid, "start": pid_start(proc.pid)})
     stopped: list[int] = []
 
@@ -111,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ProcessLookupError, PermissionError):
         pass
     reaper.kill_orphans()  # and anything that left the group (Linux; see dispatch_kit.reaper)
+    watchdog.drop(proc.pid)
+    watchdog.close()
     if open_pipe:
         pump(fd, log, final=True)
     log.close()

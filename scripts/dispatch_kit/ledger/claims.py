@@ -7,11 +7,12 @@ holder that vanished can keep it, and a release gives back an attempt that never
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.queries import LedgerQueries
-from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, Worker, iso
+from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, TaskRow, Worker, iso
 from dispatch_kit.ledger.schema import IN_FLIGHT
 from dispatch_kit.procs import hostname
 
@@ -75,7 +76,7 @@ class Claims(LedgerQueries):
         with self._tx() as db:
             now = self._now(now)
             row = db.execute(
-                "SELECT t.id, t.state, t.attempt, t.max_retries FROM tasks t "
+                f"SELECT {self._TASK_COLS} FROM tasks t "
                 "WHERE t.mission_id = ? AND t.state = 'ready' AND NOT EXISTS (SELECT 1 FROM "
                 "deps d JOIN tasks u ON u.mission_id = d.mission_id AND u.id = d.dep_id "
                 "WHERE d.mission_id = t.mission_id AND d.task_id = t.id "
@@ -84,10 +85,17 @@ class Claims(LedgerQueries):
             ).fetchone()
             if row is None:
                 return None
-            return self._claim_row(db, mission_id, row["id"], row, holder, lease,
-                                   holder_pid=holder_pid, holder_start=holder_start,
-                                   worker=worker, expect_attempt=None, now=now,
-                                   unblocked=True)
+            result = self._claim_row(db, mission_id, row["id"], row, holder, lease,
+                                     holder_pid=holder_pid, holder_start=holder_start,
+                                     worker=worker, expect_attempt=None, now=now,
+                                     unblocked=True)
+        if not result.ok:
+            return result
+        # The row as ``task`` would now read it, so a runner need not read it again.
+        task = TaskRow(**{**dict(row), "state": "dispatched" if worker else "claimed",
+                          "started_at": row["started_at"] if row["started_at"] is not None
+                          else now})
+        return replace(result, task=task)
 
     def _claim_row(self, db: Any, mission_id: str, task_id: str, row: Any, holder: str,
                    lease: float, *, holder_pid: int | None, holder_start: str | None,

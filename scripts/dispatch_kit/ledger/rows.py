@@ -108,6 +108,7 @@ class ClaimResult:
     attempt_id: int = 0
     max_attempts: int = 0
     blockers: tuple[tuple[str, str], ...] = ()
+    task: TaskRow | None = None  # the task as claimed (claim_next), saving a read after it
 
     def message(self) -> str:
         if self.ok:

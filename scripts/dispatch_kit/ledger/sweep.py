@@ -20,9 +20,11 @@ class Sweeping(Claims, Verdicts):
         """Why a claim should be freed, or None while it may still be making progress.
 
         A lease past its expiry, or a claim held longer than ``stale``, is stale
-        whoever holds it. Otherwise a holder still alive on this host is trusted
-        to settle its own claim; without one, a worker pid that is gone (or a
-        holder that died before starting the worker) makes the claim stale.
+        whoever holds it: a runner's or supervisor's watchdog has stopped the worker's
+        process group by then, even on another host (:mod:`dispatch_kit.watchdog`).
+        Otherwise a holder still alive on this host is trusted to settle its own
+        claim; without one, a worker pid that is gone (or a holder that died before
+        starting the worker) makes the claim stale.
         """
         if now > claim.lease_expires:
             return f"lease of {claim.holder} expired at {iso(claim.lease_expires)}"

@@ -25,6 +25,7 @@ from dispatch_kit.runner.recovery import Recovery
 from dispatch_kit.runner.start import Starting
 from dispatch_kit.runner.state import Running
 from dispatch_kit.runner.watch import Watching
+from dispatch_kit.watchdog import Watchdog
 
 
 class Runner(Detaching, Starting, Recovery, Watching):
@@ -57,6 +58,9 @@ class Runner(Detaching, Starting, Recovery, Watching):
         self.tasks = {task.id: task for task in plan.tasks}
         self.task_dirs = {task.id: plan.task_dir(task) for task in plan.tasks}
         self.contended = False  # set once a claim is lost to another runner
+        # Kills each worker at its time limit even if this runner is killed with -9, so
+        # nothing of an attempt outlives its lease (dispatch_kit.watchdog).
+        self.watchdog = Watchdog()
         self._next_lease: float | None = None  # claim_next's lease (see Starting._start_next)
         # Traces only when the OTEL_ environment asks (dispatch_kit.telemetry); else None.
         # The trace store speaks SQLite: a ledger on PostgreSQL runs untraced for now.
@@ -133,6 +137,7 @@ class Runner(Detaching, Starting, Recovery, Watching):
             self.trace.interrupted = reason
         for running in list(self.running.values()):
             kill_group(running.pid, grace=0.5)
+            self.watchdog.drop(running.pid)
             self._close_output(running)
             self.ledger.release(self.mission, running.task_id, reason=reason,
                                 expect_attempt=running.attempt_id, outcome="interrupted",
@@ -155,6 +160,7 @@ class Runner(Detaching, Starting, Recovery, Watching):
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
         self.selector.close()
+        self.watchdog.close()
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

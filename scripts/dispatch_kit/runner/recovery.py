@@ -19,6 +19,7 @@ from dispatch_kit.runner.options import LEASE_MARGIN
 from dispatch_kit.runner.progress import emit_record
 from dispatch_kit.runner.state import Running
 from dispatch_kit.runner.watch import Watching
+from dispatch_kit.watchdog import GRACE
 
 
 class Recovery(Watching):
@@ -85,5 +86,8 @@ class Recovery(Watching):
                 self.selector.register(running.fd, selectors.EVENT_READ, claim.task_id)
         self.running[claim.task_id] = running
         self._watch_exit(running)
+        # The dead runner's watchdog bounds it too, unless it was killed along with its runner.
+        self.watchdog.watch(running.pid, running.pid_start,
+                            running.deadline - time.time() + GRACE)
         self.progress.emit("adopted", claim.task_id, f"adopted {claim.task_id} (attempt "
                            f"{claim.attempt}, pid {claim.pid}): {reason}", pid=claim.pid)

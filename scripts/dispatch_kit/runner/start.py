@@ -18,11 +18,11 @@ from dispatch_kit.ledger import ClaimResult, TaskRow, Worker
 from dispatch_kit.procs import BoundedLog, pid_start
 from dispatch_kit.runner.collect import failing_entry
 from dispatch_kit.runner.files import pipe_path
-from dispatch_kit.runner.options import LEASE_MARGIN
 from dispatch_kit.runner.progress import emit_record
 from dispatch_kit.runner.prompts import build_prompt, worker_command, worker_env
 from dispatch_kit.runner.state import Running
 from dispatch_kit.runner.watch import Watching
+from dispatch_kit.watchdog import GRACE
 
 # Run by /bin/sh as the worker's process-group leader: wait for the runner's go
 # (EOF instead means the runner died before recording this worker: do nothing),
@@ -73,13 +73,12 @@ class Starting(Watching):
         back without spending the attempt.
         """
         if self._next_lease is None:  # the longest any task may need; set exactly at dispatch
-            self._next_lease = self.opts.lease or max(
-                self._timeout(t) for t in self.tasks) + LEASE_MARGIN
+            self._next_lease = max(self._lease(t) for t in self.tasks)
         claimed = self.ledger.claim_next(self.mission, self.holder, self._next_lease,
                                          holder_pid=os.getpid(), holder_start=self.me_start)
         if claimed is None:
             return False
-        self._start(self.ledger.task(self.mission, claimed.task_id), claimed)
+        self._start(claimed.task or self.ledger.task(self.mission, claimed.task_id), claimed)
         return True
 
     def _start(self, row: TaskRow, claimed: ClaimResult | None = None) -> None:
@@ -95,6 +94,13 @@ class Starting(Watching):
         runner's pid. The worker also holds a spare read end, so if the runner
         dies its writes wait instead of failing, and the next runner reopens the
         pipe by name and carries on logging.
+
+        Surviving the runner is bounded: before the gate opens, the runner's
+        watchdog (:mod:`dispatch_kit.watchdog`) is told to kill the worker's
+        process group at its time limit plus a few seconds, which it does even
+        if this runner was killed with -9. The claim's lease (time limit plus two
+        minutes, renewed while the runner lives) therefore never runs out while
+        the worker's group lives, and another host's retry never overlaps it.
         """
         opened: list[int] = []
         try:
@@ -152,6 +158,9 @@ class Starting(Watching):
         self.running[row.id] = running
         self.selector.register(read_fd, selectors.EVENT_READ, row.id)
         self._watch_exit(running)
+        # Bounded before it may run: were this runner killed with -9 now, the watchdog still
+        # stops the worker by its time limit, before its lease runs out (dispatch_kit.watchdog).
+        self.watchdog.watch(proc.pid, worker.pid_start, timeout + GRACE)
         # Open the gate only now: a Ctrl-C at any earlier moment finds the worker in
         # self.running, so it is stopped and its claim given back, never left working.
         os.write(gate_w, b"go\n")

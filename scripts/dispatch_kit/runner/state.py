@@ -20,9 +20,11 @@ from dispatch_kit.procs import BoundedLog
 from dispatch_kit.runner.collect import Collector
 from dispatch_kit.runner.options import LEASE_MARGIN, RunOptions
 from dispatch_kit.runner.progress import Progress
+from dispatch_kit.watchdog import GRACE
 
 if TYPE_CHECKING:
     from dispatch_kit.telemetry.mission import MissionTrace
+    from dispatch_kit.watchdog import Watchdog
 
 
 @dataclass
@@ -77,9 +79,14 @@ class RunnerState:
     trace: MissionTrace | None  # dispatch_kit.telemetry; None unless OTEL_ asks for traces
     contended: bool  # another runner won a claim from this one: claim first, then start
     _next_lease: float | None
+    watchdog: Watchdog  # kills a worker at its time limit + GRACE, even after a kill -9
 
     def _timeout(self, task_id: str) -> float:
         return self.opts.timeout or float(self.tasks[task_id].timeout)
 
     def _lease(self, task_id: str) -> float:
-        return self.opts.lease or self._timeout(task_id) + LEASE_MARGIN
+        """The lease a claim gets: never shorter than the worker may live (its time limit
+        plus the watchdog's GRACE), so another host never retries beside a live worker."""
+        if self.opts.lease:
+            return max(self.opts.lease, self._timeout(task_id) + GRACE)
+        return self._timeout(task_id) + LEASE_MARGIN

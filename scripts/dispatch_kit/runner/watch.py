@@ -65,6 +65,7 @@ class Watching(RunnerState):
             os.killpg(running.pid, signal.SIGKILL)  # background children it left behind
         except (ProcessLookupError, PermissionError):
             pass
+        self.watchdog.drop(running.pid)
         self._close_output(running)
         if running.proc is None and running.log_path:
             status = read_exit_file(exit_file_for(running.log_path)) or {}
