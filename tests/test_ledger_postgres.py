@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, cli_env
-from test_runner import GUARD, WORDCOUNT, calls, copy_example, read_until, small_plan
+from test_runner import (
+    GUARD,
+    WORDCOUNT,
+    calls,
+    copy_example,
+    read_until,
+    small_plan,
+    wait_for_exit,
+)
 
 from dispatch_kit.ledger import Ledger
 from dispatch_kit.plan_model import Criterion, Plan, Task
@@ -155,11 +163,7 @@ def test_detach_then_sweep_collects_on_postgres(tmp_path, cli, pg_url):
     assert line[1] == "counter"
     # The supervisor (not our child: it runs in a session of its own) ends once it wrote
     # its worker's exit status: wait for that exit itself.
-    supervisor = os.pidfd_open(int(line[line.index("pid") + 1]))
-    try:
-        assert select.select([supervisor], [], [], GUARD)[0], "the detached worker never ended"
-    finally:
-        os.close(supervisor)
+    wait_for_exit(int(line[line.index("pid") + 1]))
     swept = cli("ledger", "sweep", env=env)
     assert "collected counter" in swept.stdout and "verified counter" in swept.stdout
     final = cli("run", str(plan), "--worker", WORDCOUNT, "--format", "json", env=env)
@@ -179,7 +183,7 @@ def test_events_follow_wakes_on_notify(tmp_path, cli, pg_url):
         with Ledger.open(pg_url) as ledger:
             for task in ("x", "y"):
                 assert ledger.claim("plan", task, "me", 60).ok
-                event = json.loads(read_line(follower, timeout=10))
+                event = json.loads(read_line(follower))
                 assert (event["kind"], event["task_id"]) == ("claimed", task)
     finally:
         follower.send_signal(signal.SIGTERM)

@@ -108,6 +108,22 @@ def wait_for(predicate, timeout: float = GUARD, every: float = 0.05):
     raise AssertionError("condition not reached in time")
 
 
+def wait_for_exit(pid: int, timeout: float = GUARD) -> None:
+    """Block until a process that is not our child has ended (a pidfd, not a poll).
+
+    A detached supervisor often ends a few hundredths of a second after ``run --detach``
+    returned, before we get to open it: that is "already ended", not an error.
+    """
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([handle], [], [], timeout)[0], f"process {pid} still running"
+    finally:
+        os.close(handle)
+
+
 def run_env(**extra: str) -> dict[str, str]:
     return cli_env(**extra)
 
