@@ -26,6 +26,7 @@ from test_runner import (
     calls,
     copy_example,
     read_until,
+    release,
     small_plan,
     wait_for_exit,
 )
@@ -133,8 +134,10 @@ def test_runner_killed_while_its_worker_lives_the_next_one_adopts_and_never_rest
         tmp_path, pg_url):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
+    go = tmp_path / "go.pipe"
+    os.mkfifo(go)  # the worker waits on it: alive until the second runner has adopted it
     env = cli_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
-                  WORDCOUNT_WORKER_DELAY="1.5")
+                  WORDCOUNT_WORKER_BLOCK=f"counter:{go}")
     argv = [sys.executable, "-m", "dispatch_kit", "run", str(plan), "--db", pg_url,
             "--worker", WORDCOUNT]
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -142,7 +145,9 @@ def test_runner_killed_while_its_worker_lives_the_next_one_adopts_and_never_rest
     first.send_signal(signal.SIGKILL)  # its worker keeps running, in its own group
     first.communicate()
     second = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    seen = read_until(second, "verified counter")
+    seen = read_until(second, "adopted counter")
+    release(go)
+    seen += read_until(second, "verified counter")
     second.send_signal(signal.SIGINT)
     second.communicate(timeout=GUARD)
     assert "adopted counter (attempt 1" in seen

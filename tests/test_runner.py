@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -122,6 +123,24 @@ def wait_for_exit(pid: int, timeout: float = GUARD) -> None:
         assert select.select([handle], [], [], timeout)[0], f"process {pid} still running"
     finally:
         os.close(handle)
+
+
+def release(fifo: Path, timeout: float = GUARD) -> None:
+    """Write one line to ``fifo`` once a reader (a worker waiting on it) has opened it."""
+
+    def writer() -> int | None:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # ENXIO: nobody reads it yet
+            if exc.errno != errno.ENXIO:
+                raise
+            return None
+
+    fd = wait_for(writer, timeout)
+    try:
+        os.write(fd, b"go\n")
+    finally:
+        os.close(fd)
 
 
 def run_env(**extra: str) -> dict[str, str]:
@@ -264,17 +283,21 @@ def test_a_new_runner_adopts_a_live_worker_and_keeps_its_output(tmp_path):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
     db = tmp_path / "workspace" / ".dispatch" / "ledger.db"
+    go = tmp_path / "go.pipe"
+    os.mkfifo(go)  # the worker waits on it: alive until the second runner has adopted it
     env = run_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
-                  WORDCOUNT_WORKER_DELAY="1.5")
+                  WORDCOUNT_WORKER_BLOCK=f"counter:{go}")
     first = start_run(str(plan), "--worker", WORDCOUNT, env=env)
     wait_for(lambda: db_states(db).get("counter") == "dispatched")
     first.send_signal(signal.SIGKILL)
     first.communicate()
     second = start_run(str(plan), "--worker", WORDCOUNT, env=env)
-    wait_for(lambda: db_states(db).get("counter") == "verified")
+    seen = read_until(second, "adopted counter")
+    release(go)
+    seen += read_until(second, "verified counter")
     second.send_signal(signal.SIGINT)
     _, err = second.communicate(timeout=GUARD)
-    assert "adopted counter (attempt 1" in err.decode()
+    assert "adopted counter (attempt 1" in seen + err.decode()
     assert calls(log)["counter"] == 1
     # The worker kept writing into the named pipe; the new runner logged it.
     output = (db.parent / "runs" / "plan" / "counter.attempt-1.log").read_text()
