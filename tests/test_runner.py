@@ -431,8 +431,10 @@ def test_detach_with_nothing_ready_prints_exactly_no_reply(tmp_path, cli):
 def test_detach_then_collect_finishes_the_mission(tmp_path, cli):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
+    go = tmp_path / "go.pipe"
+    os.mkfifo(go)  # counter's worker waits on it: busy until the test lets it go
     env = run_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
-                  WORDCOUNT_WORKER_DELAY="0.5")
+                  WORDCOUNT_WORKER_BLOCK=f"counter:{go}")
     db = tmp_path / "workspace" / ".dispatch" / "ledger.db"
     runs = tmp_path / "workspace" / ".dispatch" / "runs" / "plan"
 
@@ -443,7 +445,12 @@ def test_detach_then_collect_finishes_the_mission(tmp_path, cli):
     assert not (runs / "counter.attempt-1.exit.json").exists()
     assert [line.split()[1] for line in first.stdout.splitlines()] == ["counter"]
     assert db_states(db)["counter"] == "dispatched"
-    wait_for(lambda: (runs / "counter.attempt-1.exit.json").exists())
+    release(go)
+    # The supervisor writes the exit status, then ends; the sweep judges liveness by the
+    # supervisor: wait for its exit, not for the file.
+    line = first.stdout.split()
+    wait_for_exit(int(line[line.index("pid") + 1]))
+    assert (runs / "counter.attempt-1.exit.json").exists()
 
     swept = cli("ledger", "sweep", "--db", str(db))
     assert "collected counter" in swept.stdout and "verified counter" in swept.stdout
@@ -464,12 +471,14 @@ def test_detached_worker_is_stopped_at_its_timeout_and_collected(tmp_path, cli):
     first = cli("run", str(plan), "--worker", "sleep 30", "--detach", "--max-dispatch", "2",
                 "--timeout", "1s")
     assert first.returncode == 0 and len(first.stdout.splitlines()) == 2
+    for line in first.stdout.splitlines():  # each supervisor ends once it wrote the status
+        words = line.split()
+        wait_for_exit(int(words[words.index("pid") + 1]))
     exit_file = tmp_path / "ws" / ".dispatch" / "runs" / "plan" / "x.attempt-1.exit.json"
-    wait_for(exit_file.exists)
     assert json.loads(exit_file.read_text())["timed_out"] is True
     db = str(tmp_path / "ws" / ".dispatch" / "ledger.db")
-    wait_for(lambda: "retry y" in cli("ledger", "sweep", "--db", db).stdout or
-             db_states(Path(db))["y"] == "ready")
+    swept = cli("ledger", "sweep", "--db", db).stdout
+    assert "retry x" in swept and "retry y" in swept, swept
     status = json.loads(cli("ledger", "status", "--db", db, "--format", "json").stdout)
     assert status["tasks"][0]["attempt"] == 2
     assert "stopped at its time limit" in status["tasks"][0]["error"]
