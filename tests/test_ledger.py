@@ -437,3 +437,68 @@ def test_an_empty_file_is_no_ledger_to_read_but_one_can_start_there(tmp_path, cl
            "create one with `dispatch-kit ledger init PLAN`\n")
     assert cli("ledger", "init", str(plan), "--db", str(db)).returncode == 0
     assert cli("ledger", "status", "--db", str(db)).returncode == 0
+
+
+# --------------------------------------------------------------------------- events --follow
+
+
+def _follow_sqlite(tmp_path, cli, monkeypatch, capsys, on_wait) -> list[str]:
+    """Run ``ledger events --follow`` in this process on a SQLite ledger; ``on_wait(n,
+    ledger)`` runs before its n-th wait. After the fourth wait it stops (as on SIGINT).
+    Returns the event kinds it printed."""
+    import signal
+
+    from dispatch_kit.cli import ledger as cli_ledger
+    from dispatch_kit.cli import main
+    from dispatch_kit.ledger.backends.sqlite import SqliteStore
+
+    db = str(tmp_path / "ledger.db")
+    assert cli("ledger", "init", str(write_plan(tmp_path)), "--db", db).returncode == 0
+    monkeypatch.setattr(cli_ledger, "FOLLOW_WAKE_S", 0.05)
+    waits = []
+    real_wait = SqliteStore.wait_for_events
+
+    def wait(self, timeout):
+        waits.append(timeout)
+        if len(waits) > 4:
+            raise KeyboardInterrupt
+        with Ledger.open(db) as other:
+            on_wait(len(waits), other)
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(SqliteStore, "wait_for_events", wait)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(["ledger", "events", "--db", db, "--follow"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    return [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+
+
+def test_events_follow_sees_a_commit_landing_before_its_first_wait(tmp_path, cli,
+                                                                     monkeypatch, capsys):
+    """The history is read and printed, then a claim commits, then the follower first
+    waits: that claim is no change after the first wait's stamp, yet it must be shown."""
+
+    def claim_first(n, other):
+        if n == 1:
+            assert other.claim("plan", "a", "me", 60).ok
+
+    assert _follow_sqlite(tmp_path, cli, monkeypatch, capsys, claim_first) == [
+        "init", "claimed"]
+
+
+def test_events_follow_looks_again_when_it_wakes_on_its_timeout(tmp_path, cli, monkeypatch,
+                                                                capsys):
+    """A commit the files' stamp does not show (a WAL rewritten in place within one clock
+    tick): the follower still reads it within FOLLOW_WAKE_S."""
+    from dispatch_kit.ledger.backends.sqlite import SqliteStore
+
+    monkeypatch.setattr(SqliteStore, "_files_stamp", lambda self: ())
+
+    def claim_second(n, other):
+        if n == 2:
+            assert other.claim("plan", "a", "me", 60).ok
+
+    assert _follow_sqlite(tmp_path, cli, monkeypatch, capsys, claim_second) == [
+        "init", "claimed"]
