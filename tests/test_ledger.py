@@ -331,26 +331,42 @@ def test_eight_racing_claimers_take_each_of_1000_items_exactly_once(tmp_path):
     with Ledger.open(db, create=True) as ledger:
         ledger.init_mission(plan, max_tasks=1000)
     ids = [t.id for t in tasks]
-    # A start line: each claimer waits (a shell loop on a file) until all eight are waiting, so
-    # none can take every item before another has started, however busy the machine is.
+    # Two gates, each a shell loop on files. At the start line each claimer waits until all
+    # eight are waiting; then each claims one item (its first free one, in its own order)
+    # and waits at a second gate until all eight hold one; then all claim the rest. So all
+    # eight really race, whatever the machine's scheduling: none can take every item first.
     gate = tmp_path / "gate"
     gate.mkdir()
-    wait = ('touch "$0.ready"; while [ ! -e "$0.go" ]; do sleep 0.01; done; exec "$@"')
+    claimer = """
+g=$0 db=$1 by=$2; shift 2
+claim() { "$PY" -m dispatch_kit ledger claim --db "$db" --by "$by" --lease 1h "$@"; }
+touch "$g.ready"; while [ ! -e "$g.go" ]; do sleep 0.01; done
+for id; do claim "$id"; [ $? -eq 1 ] || break; done
+touch "$g.one"; while [ ! -e "$g.rest" ]; do sleep 0.01; done
+claim "$@"
+"""
+
+    def all_at(suffix: str) -> None:
+        deadline = time.monotonic() + 120  # a guard: each step takes well under a second
+        while len(list(gate.glob(f"*.{suffix}"))) < 8:
+            assert time.monotonic() < deadline, f"not all eight claimers reached {suffix}"
+            time.sleep(0.01)
+
     procs = []
     for n in range(8):
         order = ids[:]
         random.Random(n).shuffle(order)
         procs.append(subprocess.Popen(
-            ["sh", "-c", wait, str(gate / str(n)), sys.executable, "-m", "dispatch_kit",
-             "ledger", "claim", "--db", str(db), "--by", f"claimer-{n}", "--lease", "1h",
-             *order],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
+            ["sh", "-c", claimer, str(gate / str(n)), str(db), f"claimer-{n}", *order],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=cli_env(PY=sys.executable),
         ))
-    deadline = time.monotonic() + 120  # a guard: the shells are ready in milliseconds
-    while len(list(gate.glob("*.ready"))) < 8 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    all_at("ready")
     for n in range(8):
         (gate / f"{n}.go").touch()
+    all_at("one")
+    for n in range(8):
+        (gate / f"{n}.rest").touch()
     outputs = [(p.communicate(timeout=120), p.returncode) for p in procs]
     won: list[str] = []
     for (out, err), code in outputs:
@@ -362,7 +378,7 @@ def test_eight_racing_claimers_take_each_of_1000_items_exactly_once(tmp_path):
     holders = dict(conn.execute("SELECT task_id, holder FROM claims").fetchall())
     assert len(holders) == 1000
     assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 1000
-    assert len(set(holders.values())) > 1  # they really raced
+    assert len(set(holders.values())) == 8  # they really raced: each won at least one
 
 
 # --- a file that is not a whole ledger (issue 13): one specific line, exit 2, untouched -----

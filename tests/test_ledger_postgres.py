@@ -72,7 +72,10 @@ def test_sixteen_racers_take_2000_items_once_and_a_killed_holder_is_swept_after_
     held = read_line(victim).split()[1]  # it holds a claim mid-attempt ...
     victim.send_signal(signal.SIGKILL)  # ... and dies without a word
     victim.wait()
-    racers = [subprocess.Popen([sys.executable, str(RACER), pg_url, "race", f"r{k}", "60"],
+    gate = tmp_path / "gate"  # each racer waits there after its first claim for a second
+    gate.mkdir()
+    racers = [subprocess.Popen([sys.executable, str(RACER), pg_url, "race", f"r{k}", "60",
+                                "--gate", str(gate)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
               for k in range(16)]
     outcomes: Counter = Counter()
