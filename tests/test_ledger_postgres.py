@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, cli_env
-from test_runner import GUARD, WORDCOUNT, calls, copy_example, read_until, small_plan
+from test_runner import (
+    GUARD,
+    WORDCOUNT,
+    calls,
+    copy_example,
+    read_until,
+    release,
+    small_plan,
+    wait_for_exit,
+)
 
 from dispatch_kit.ledger import Ledger
 from dispatch_kit.plan_model import Criterion, Plan, Task
@@ -63,7 +72,10 @@ def test_sixteen_racers_take_2000_items_once_and_a_killed_holder_is_swept_after_
     held = read_line(victim).split()[1]  # it holds a claim mid-attempt ...
     victim.send_signal(signal.SIGKILL)  # ... and dies without a word
     victim.wait()
-    racers = [subprocess.Popen([sys.executable, str(RACER), pg_url, "race", f"r{k}", "60"],
+    gate = tmp_path / "gate"  # each racer waits there after its first claim for a second
+    gate.mkdir()
+    racers = [subprocess.Popen([sys.executable, str(RACER), pg_url, "race", f"r{k}", "60",
+                                "--gate", str(gate)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
               for k in range(16)]
     outcomes: Counter = Counter()
@@ -125,8 +137,10 @@ def test_runner_killed_while_its_worker_lives_the_next_one_adopts_and_never_rest
         tmp_path, pg_url):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
+    go = tmp_path / "go.pipe"
+    os.mkfifo(go)  # the worker waits on it: alive until the second runner has adopted it
     env = cli_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
-                  WORDCOUNT_WORKER_DELAY="1.5")
+                  WORDCOUNT_WORKER_BLOCK=f"counter:{go}")
     argv = [sys.executable, "-m", "dispatch_kit", "run", str(plan), "--db", pg_url,
             "--worker", WORDCOUNT]
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -134,7 +148,9 @@ def test_runner_killed_while_its_worker_lives_the_next_one_adopts_and_never_rest
     first.send_signal(signal.SIGKILL)  # its worker keeps running, in its own group
     first.communicate()
     second = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    seen = read_until(second, "verified counter")
+    seen = read_until(second, "adopted counter")
+    release(go)
+    seen += read_until(second, "verified counter")
     second.send_signal(signal.SIGINT)
     second.communicate(timeout=GUARD)
     assert "adopted counter (attempt 1" in seen
@@ -155,11 +171,7 @@ def test_detach_then_sweep_collects_on_postgres(tmp_path, cli, pg_url):
     assert line[1] == "counter"
     # The supervisor (not our child: it runs in a session of its own) ends once it wrote
     # its worker's exit status: wait for that exit itself.
-    supervisor = os.pidfd_open(int(line[line.index("pid") + 1]))
-    try:
-        assert select.select([supervisor], [], [], GUARD)[0], "the detached worker never ended"
-    finally:
-        os.close(supervisor)
+    wait_for_exit(int(line[line.index("pid") + 1]))
     swept = cli("ledger", "sweep", env=env)
     assert "collected counter" in swept.stdout and "verified counter" in swept.stdout
     final = cli("run", str(plan), "--worker", WORDCOUNT, "--format", "json", env=env)
@@ -179,7 +191,7 @@ def test_events_follow_wakes_on_notify(tmp_path, cli, pg_url):
         with Ledger.open(pg_url) as ledger:
             for task in ("x", "y"):
                 assert ledger.claim("plan", task, "me", 60).ok
-                event = json.loads(read_line(follower, timeout=10))
+                event = json.loads(read_line(follower))
                 assert (event["kind"], event["task_id"]) == ("claimed", task)
     finally:
         follower.send_signal(signal.SIGTERM)

@@ -58,6 +58,35 @@ def test_eight_racers_for_100_items_each_item_has_exactly_one_winner(remote):
     assert on_remote == {item: who[0] for item, who in winners.items()}
 
 
+def test_a_claim_refused_by_a_ref_lock_names_the_winner_once_its_push_lands(remote,
+                                                                               monkeypatch):
+    """A racer's push is refused with "failed to lock" while the winner's receive-pack holds
+    the ref's lock, and its read comes before the winner's ref is visible. The claim is
+    pushed again (refused: the ref exists now) and the winner is named, not "someone"."""
+    real_push, real_read = remote_claims.Scratch.push, remote_claims.Scratch.read
+    pushes: list[list[str]] = []
+
+    def push(self, specs, leases):
+        pushes.append(specs)
+        if len(pushes) == 1:  # as git reports a lock held by a push still in progress
+            return {f"{remote_claims.PREFIX}x": (False, "failed to lock")}
+        return real_push(self, specs, leases)
+
+    def read(self, items=None):
+        seen = real_read(self, items)
+        if len(pushes) == 1:  # the winner's push ends only after this racer looked
+            assert remote_claims.claim(remote, ["x"], "alice")[0].won
+        return seen
+
+    monkeypatch.setattr(remote_claims.Scratch, "push", push)
+    monkeypatch.setattr(remote_claims.Scratch, "read", read)
+    (outcome,) = remote_claims.claim(remote, ["x"], "bob")
+    assert not outcome.won and outcome.holder is not None
+    assert outcome.holder.claimer == "alice"
+    assert len(pushes) == 3  # bob's refused one, alice's, bob's second (refused)
+    assert refs(remote) == {"x": "alice"}
+
+
 def test_release_is_the_holders_and_a_second_claim_waits_for_it(remote):
     assert remote_claims.claim(remote, ["x"], "alice")[0].won
     lost = remote_claims.claim(remote, ["x"], "bob")[0]

@@ -149,9 +149,11 @@ def test_demo_mission_page_loads_clean_and_shows_every_task(tmp_path, playwright
 
 def test_timeout_and_wait_are_visible(tmp_path):
     plan = {"goal": "Show a timeout", "workspace": "ws",
-            "defaults": {"timeout": 1, "max_retries": 1},
+            "defaults": {"max_retries": 1},
+            # Only slow has a short limit: its sleep 30 times out, its attempt 2 (one
+            # `: > done.txt`) has 5 s, and quick keeps the default, so neither races it.
             "tasks": [{"id": "slow", "title": "Slow", "type": "coding", "cwd": "slow",
-                       "exit_criteria": [{"file_exists": "done.txt"}]},
+                       "timeout": 5, "exit_criteria": [{"file_exists": "done.txt"}]},
                       {"id": "quick", "title": "Quick", "type": "coding", "cwd": "quick",
                        "exit_criteria": [{"file_exists": "done.txt"}]}]}
     (tmp_path / "plan.yaml").write_text(json.dumps(plan))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -106,6 +107,40 @@ def wait_for(predicate, timeout: float = GUARD, every: float = 0.05):
             return value
         time.sleep(every)
     raise AssertionError("condition not reached in time")
+
+
+def wait_for_exit(pid: int, timeout: float = GUARD) -> None:
+    """Block until a process that is not our child has ended (a pidfd, not a poll).
+
+    A detached supervisor often ends a few hundredths of a second after ``run --detach``
+    returned, before we get to open it: that is "already ended", not an error.
+    """
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([handle], [], [], timeout)[0], f"process {pid} still running"
+    finally:
+        os.close(handle)
+
+
+def release(fifo: Path, timeout: float = GUARD) -> None:
+    """Write one line to ``fifo`` once a reader (a worker waiting on it) has opened it."""
+
+    def writer() -> int | None:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # ENXIO: nobody reads it yet
+            if exc.errno != errno.ENXIO:
+                raise
+            return None
+
+    fd = wait_for(writer, timeout)
+    try:
+        os.write(fd, b"go\n")
+    finally:
+        os.close(fd)
 
 
 def run_env(**extra: str) -> dict[str, str]:
@@ -224,8 +259,11 @@ def test_kill_9_at_any_moment_then_resume_redoes_no_verified_task(tmp_path, cli)
             wait_for(lambda n=before: sum(s == "verified" for s in db_states(db).values()) > n,
                      every=0.005)
         elif moment == "mid-worker":  # the worker logs its start, then works for 0.4 s
+            # If this runner only adopted the last worker, no new one starts: then it ends
+            # with the mission complete, and that is as far as this moment goes.
             before = sum(calls(log).values())
-            wait_for(lambda n=before: sum(calls(log).values()) > n, every=0.005)
+            wait_for(lambda n=before, r=runner: sum(calls(log).values()) > n or
+                     r.poll() is not None, every=0.005)
         runner.send_signal(signal.SIGKILL)
         runner.communicate()
         seen = calls(log)
@@ -248,17 +286,21 @@ def test_a_new_runner_adopts_a_live_worker_and_keeps_its_output(tmp_path):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
     db = tmp_path / "workspace" / ".dispatch" / "ledger.db"
+    go = tmp_path / "go.pipe"
+    os.mkfifo(go)  # the worker waits on it: alive until the second runner has adopted it
     env = run_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
-                  WORDCOUNT_WORKER_DELAY="1.5")
+                  WORDCOUNT_WORKER_BLOCK=f"counter:{go}")
     first = start_run(str(plan), "--worker", WORDCOUNT, env=env)
     wait_for(lambda: db_states(db).get("counter") == "dispatched")
     first.send_signal(signal.SIGKILL)
     first.communicate()
     second = start_run(str(plan), "--worker", WORDCOUNT, env=env)
-    wait_for(lambda: db_states(db).get("counter") == "verified")
+    seen = read_until(second, "adopted counter")
+    release(go)
+    seen += read_until(second, "verified counter")
     second.send_signal(signal.SIGINT)
     _, err = second.communicate(timeout=GUARD)
-    assert "adopted counter (attempt 1" in err.decode()
+    assert "adopted counter (attempt 1" in seen + err.decode()
     assert calls(log)["counter"] == 1
     # The worker kept writing into the named pipe; the new runner logged it.
     output = (db.parent / "runs" / "plan" / "counter.attempt-1.log").read_text()
@@ -392,8 +434,10 @@ def test_detach_with_nothing_ready_prints_exactly_no_reply(tmp_path, cli):
 def test_detach_then_collect_finishes_the_mission(tmp_path, cli):
     plan = copy_example(tmp_path)
     log = tmp_path / "calls.log"
+    go = tmp_path / "go.pipe"
+    os.mkfifo(go)  # counter's worker waits on it: busy until the test lets it go
     env = run_env(WORDCOUNT_WORKER_LOG=str(log), WORDCOUNT_WORKER_MODE="pass",
-                  WORDCOUNT_WORKER_DELAY="0.5")
+                  WORDCOUNT_WORKER_BLOCK=f"counter:{go}")
     db = tmp_path / "workspace" / ".dispatch" / "ledger.db"
     runs = tmp_path / "workspace" / ".dispatch" / "runs" / "plan"
 
@@ -404,7 +448,12 @@ def test_detach_then_collect_finishes_the_mission(tmp_path, cli):
     assert not (runs / "counter.attempt-1.exit.json").exists()
     assert [line.split()[1] for line in first.stdout.splitlines()] == ["counter"]
     assert db_states(db)["counter"] == "dispatched"
-    wait_for(lambda: (runs / "counter.attempt-1.exit.json").exists())
+    release(go)
+    # The supervisor writes the exit status, then ends; the sweep judges liveness by the
+    # supervisor: wait for its exit, not for the file.
+    line = first.stdout.split()
+    wait_for_exit(int(line[line.index("pid") + 1]))
+    assert (runs / "counter.attempt-1.exit.json").exists()
 
     swept = cli("ledger", "sweep", "--db", str(db))
     assert "collected counter" in swept.stdout and "verified counter" in swept.stdout
@@ -425,12 +474,14 @@ def test_detached_worker_is_stopped_at_its_timeout_and_collected(tmp_path, cli):
     first = cli("run", str(plan), "--worker", "sleep 30", "--detach", "--max-dispatch", "2",
                 "--timeout", "1s")
     assert first.returncode == 0 and len(first.stdout.splitlines()) == 2
+    for line in first.stdout.splitlines():  # each supervisor ends once it wrote the status
+        words = line.split()
+        wait_for_exit(int(words[words.index("pid") + 1]))
     exit_file = tmp_path / "ws" / ".dispatch" / "runs" / "plan" / "x.attempt-1.exit.json"
-    wait_for(exit_file.exists)
     assert json.loads(exit_file.read_text())["timed_out"] is True
     db = str(tmp_path / "ws" / ".dispatch" / "ledger.db")
-    wait_for(lambda: "retry y" in cli("ledger", "sweep", "--db", db).stdout or
-             db_states(Path(db))["y"] == "ready")
+    swept = cli("ledger", "sweep", "--db", db).stdout
+    assert "retry x" in swept and "retry y" in swept, swept
     status = json.loads(cli("ledger", "status", "--db", db, "--format", "json").stdout)
     assert status["tasks"][0]["attempt"] == 2
     assert "stopped at its time limit" in status["tasks"][0]["error"]

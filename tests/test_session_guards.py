@@ -591,9 +591,10 @@ def test_events_follow_prints_each_new_event_and_ends_cleanly(project, signum):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=project, env=cli_env())
     try:
         deadline = time.monotonic() + 60
+        history = read_lines(proc, before, deadline)  # it read the history: now it follows
         first = pre(project, prompt_for(project, "counter"), "toolu_A")
         assert hook("pre-dispatch", first, project).returncode == 0
-        lines = read_lines(proc, before + 3, deadline)
+        lines = history + read_lines(proc, 3, deadline)
         assert [line.split()[1] for line in lines[before:]] == [
             "claimed", "dispatched", "agent-requested"]
         assert hook("post-dispatch", post(first, "agent111"), project).returncode == 0

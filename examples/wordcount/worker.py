@@ -18,7 +18,9 @@ Modes (``--mode`` or ``WORDCOUNT_WORKER_MODE``):
 ``WORDCOUNT_WORKER_LOG=PATH`` appends ``task attempt pid`` per invocation, so
 tests can count how often each task was really dispatched;
 ``WORDCOUNT_WORKER_DELAY=SECONDS`` makes each task take that long, like a real
-worker thinking.
+worker thinking. ``WORDCOUNT_WORKER_BLOCK=TASK:FIFO`` makes task TASK wait, once it
+has logged its start, until it reads a line from the named pipe FIFO: a test holds it
+mid-work for exactly as long as it needs, however busy the machine.
 """
 
 from __future__ import annotations
@@ -189,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         print("the prompt on stdin is not for this task", file=sys.stderr)
         return 4
     print(f"[worker] {task} attempt {attempt} in {Path.cwd().name}/ ({args.mode} mode)")
+    block_task, _, fifo = os.environ.get("WORDCOUNT_WORKER_BLOCK", "").partition(":")
+    if fifo and block_task == task:
+        sys.stdout.flush()
+        with open(fifo) as pipe:  # opens once the test writes to it
+            pipe.readline()
     time.sleep(float(os.environ.get("WORDCOUNT_WORKER_DELAY", "0") or 0))
     print(TASKS[task](args.mode, attempt, prompt))
     return 0

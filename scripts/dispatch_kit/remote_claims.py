@@ -37,6 +37,9 @@ SEEN = "refs/dispatch-seen/"  # where a throwaway repo keeps fetched claims
 DEFAULT_SKEW = 300.0
 SKEW_FACTOR = 4
 FETCH_TRIES = 5  # reads of claims that racers keep freeing between listing and fetch
+# Pushes of an item whose claim was refused while no holder could be read: git refuses a
+# ref another push holds locked ("failed to lock") before that push has made it visible.
+CLAIM_TRIES = 5
 _ITEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
@@ -199,13 +202,24 @@ def claim(remote: str, items: list[str], claimer: str, *,
     """Try to create each item's claim ref; exactly one racer per item wins."""
     items = [check_item(i) for i in dict.fromkeys(items)]
     now = time.time() if now is None else now
+    won: set[str] = set()
+    holders: dict[str, RemoteClaim] = {}
     with Scratch(remote) as repo:
         commit = repo.claim_commit(claimer, now)
-        results = repo.push([f"{commit}:{PREFIX}{i}" for i in items],
-                            [f"{PREFIX}{i}:" for i in items])
-        lost = [i for i in items if not results.get(PREFIX + i, (False, ""))[0]]
-        holders = repo.read(lost) if lost else {}
-    return [ClaimOutcome(i, i not in lost, holders.get(i)) for i in items]
+        todo = items
+        for _ in range(CLAIM_TRIES):
+            results = repo.push([f"{commit}:{PREFIX}{i}" for i in todo],
+                                [f"{PREFIX}{i}:" for i in todo])
+            lost = [i for i in todo if not results.get(PREFIX + i, (False, ""))[0]]
+            won.update(i for i in todo if i not in lost)
+            holders.update(repo.read(lost) if lost else {})
+            # Refused, yet nobody holds it: the winner's push still held git's lock on the
+            # ref (its claim shows once that push ends), or the claim was freed since. Push
+            # again: refused then means a holder to name, accepted means it was free.
+            todo = [i for i in lost if i not in holders]
+            if not todo:
+                break
+    return [ClaimOutcome(i, i in won, holders.get(i)) for i in items]
 
 
 def release(remote: str, item: str, *, claimer: str | None = None) -> RemoteClaim | None:

@@ -465,8 +465,9 @@ def _follow(ledger, mission: str, args: argparse.Namespace, events: list[dict]) 
     try:
         emit(events)
         while True:
-            if not ledger.store.wait_for_events(FOLLOW_WAKE_S):
-                continue
+            # Woken or not, look: a change the store cannot see (a WAL rewritten in place
+            # within the clock's tick, a lost notice) still shows within FOLLOW_WAKE_S.
+            ledger.store.wait_for_events(FOLLOW_WAKE_S)
             batch = ledger.events(mission, task_id=args.task, after=last)
             if batch:
                 last = batch[-1]["seq"]

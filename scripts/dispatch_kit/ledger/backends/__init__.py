@@ -63,7 +63,10 @@ class Store(Protocol):
         ...
 
     def wait_for_events(self, timeout: float) -> bool:
-        """Block until the events table may have grown (or ``timeout``); True if woken."""
+        """Block until the events table may have grown (or ``timeout``); True if woken.
+
+        The first call starts watching and returns True at once: the caller reads again
+        then, so nothing committed since its first read is missed."""
         ...
 
     def close(self) -> None: ...

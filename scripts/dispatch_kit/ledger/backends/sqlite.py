@@ -226,9 +226,14 @@ class SqliteStore:
 
     def wait_for_events(self, timeout: float) -> bool:
         """SQLite cannot notify a reader: watch the file and its WAL (size and mtime, a few
-        stat calls a second) and report a change, so the caller queries only then."""
+        stat calls a second) and report a change, so the caller queries only then.
+
+        The first call takes the files' stamp and returns at once, as PostgreSQL's first
+        call starts listening: the caller reads again, so a commit that landed after its
+        first read but before the stamp is not missed (it is not a change to the stamp)."""
         if self._stamp is None:
             self._stamp = self._files_stamp()
+            return True
         deadline = time.monotonic() + timeout
         while True:
             time.sleep(min(FOLLOW_POLL_S, max(0.0, deadline - time.monotonic())))
