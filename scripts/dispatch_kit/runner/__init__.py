@@ -14,9 +14,12 @@ and exit at once; a later run or ``ledger sweep`` collects the results.
 
 The package is split by what each part does: ``options``, ``progress``
 (event lines), ``files`` (per-attempt files), ``collect`` (checking an
-attempt), ``prompts``, ``state``/``watch``/``start``/``recovery``/``detached``
-(the parts of :class:`Runner`), ``loop`` (the event loop) and ``session``
-(opening the mission). Every public name stays importable from
+attempt), ``prompts``, ``session`` (opening the mission) and :class:`Runner`
+(``loop``, the event loop), which owns one ``state`` (:class:`RunState`) and
+hands it to small collaborators: ``events`` (what the loop sleeps on),
+``prepare`` (an attempt's files), ``start`` (claiming and starting workers),
+``watch`` (reaping and recording them), ``recovery`` (adopting and sweeping)
+and ``detached`` (``--detach``). Every public name stays importable from
 ``dispatch_kit.runner``.
 """
 

@@ -15,8 +15,10 @@ from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import TaskRow, Worker, iso
 from dispatch_kit.procs import pid_start
 from dispatch_kit.runner.files import exit_file_for, lock_file_for, worker_file_for
+from dispatch_kit.runner.prepare import Preparer
 from dispatch_kit.runner.recovery import Recovery
-from dispatch_kit.runner.start import Starting
+from dispatch_kit.runner.start import Starter
+from dispatch_kit.runner.state import RunState
 
 # Run by ``python -I -c``: argv[1] is the folder holding the dispatch_kit package.
 SUPERVISOR_BOOT = (
@@ -25,33 +27,46 @@ SUPERVISOR_BOOT = (
 )
 
 
-class Detaching(Starting, Recovery):
-    """Claim up to ``max_dispatch`` tasks and hand each worker to ``dispatch_kit.supervise``."""
+class Detacher:
+    """Claim up to ``max_dispatch`` tasks and hand each worker to ``dispatch_kit.supervise``.
+
+    Lays attempts out with ``preparer`` and claims them with ``starter`` as a foreground
+    run does; ``recovery`` collects finished detached work first.
+    """
+
+    def __init__(self, state: RunState, preparer: Preparer, starter: Starter,
+                 recovery: Recovery) -> None:
+        self.state = state
+        self.preparer = preparer
+        self.starter = starter
+        self.recovery = recovery
 
     def detach(self, wip: int | None = None) -> list[dict]:
         """Collect finished detached work, claim up to ``max_dispatch`` tasks, start their
         workers under a supervisor in a new session, and return at once."""
-        self.recover(adopt=False)
-        slots = self.opts.max_dispatch
+        state = self.state
+        self.recovery.recover(adopt=False)
+        slots = state.options.max_dispatch
         if wip is not None:
-            slots = min(slots, wip - self.ledger.in_flight(self.mission))
+            slots = min(slots, wip - state.ledger.in_flight(state.mission))
         started: list[dict] = []
         if slots <= 0:
             return started
-        for row in self.ledger.next_ready(self.mission, limit=slots):
+        for row in state.ledger.next_ready(state.mission, limit=slots):
             try:
-                item = self._spawn_detached(row)
+                item = self._spawn(row)
             except (InputError, OSError) as exc:
-                self._give_up_start(row, exc)
+                self.starter.give_up(row, exc)
                 continue
             if item is not None:
                 started.append(item)
         return started
 
-    def _spawn_detached(self, row: TaskRow) -> dict | None:
+    def _spawn(self, row: TaskRow) -> dict | None:
         """Start the supervisor held at its gate, claim with its pid, then let it go."""
-        cwd, prompt, log_path, command, env = self._prepare(row)
-        timeout = self._timeout(row.id)
+        state = self.state
+        cwd, prompt, log_path, command, env = self.preparer.prepare(row)
+        timeout = state.timeout(row.id)
         exit_file = exit_file_for(log_path)
         exit_file.unlink(missing_ok=True)
         worker_file_for(log_path).unlink(missing_ok=True)
@@ -60,7 +75,7 @@ class Detaching(Starting, Recovery):
         argv = [
             sys.executable, "-I", "-c", SUPERVISOR_BOOT, str(Path(__file__).resolve().parents[2]),
             "--timeout", str(timeout),
-            "--log", str(log_path), "--log-limit", str(self.opts.log_limit),
+            "--log", str(log_path), "--log-limit", str(state.options.log_limit),
             "--exit-file", str(exit_file), "--prompt", str(prompt), "--gate",
             "--lock", str(lock_file_for(log_path)),
             "--worker-file", str(worker_file_for(log_path)),
@@ -75,8 +90,9 @@ class Detaching(Starting, Recovery):
                 )
             finally:
                 os.close(gate_r)
-            result = self._claim(row, Worker(pid=proc.pid, pid_start=pid_start(proc.pid),
-                                             log_path=str(log_path), prompt_path=str(prompt)))
+            result = self.starter.claim(row, Worker(pid=proc.pid, pid_start=pid_start(proc.pid),
+                                                    log_path=str(log_path),
+                                                    prompt_path=str(prompt)))
             if result.ok:
                 os.write(gate_w, b"go\n")
         finally:
@@ -84,9 +100,9 @@ class Detaching(Starting, Recovery):
         if not result.ok:
             proc.wait()
             return None
-        self.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
-                           f"{row.max_attempts}, pid {proc.pid}, detached)",
-                           attempt=row.attempt, pid=proc.pid, log=str(log_path))
+        state.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
+                            f"{row.max_attempts}, pid {proc.pid}, detached)",
+                            attempt=row.attempt, pid=proc.pid, log=str(log_path))
         return {"id": row.id, "attempt": row.attempt, "max_attempts": row.max_attempts,
                 "pid": proc.pid, "lease_expires": iso(result.lease_expires),
                 "log": str(log_path)}

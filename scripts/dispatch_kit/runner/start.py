@@ -7,21 +7,18 @@ has committed its pid, so no worker ever runs unrecorded.
 from __future__ import annotations
 
 import os
-import selectors
 import subprocess
 import time
-from pathlib import Path
 
-from dispatch_kit.confine import Escape, task_folder
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import ClaimResult, TaskRow, Worker
 from dispatch_kit.procs import BoundedLog, pid_start
 from dispatch_kit.runner.collect import failing_entry
+from dispatch_kit.runner.events import Events
 from dispatch_kit.runner.files import pipe_path
+from dispatch_kit.runner.prepare import Preparer
 from dispatch_kit.runner.progress import emit_record
-from dispatch_kit.runner.prompts import build_prompt, worker_command, worker_env
-from dispatch_kit.runner.state import Running
-from dispatch_kit.runner.watch import Watching
+from dispatch_kit.runner.state import Running, RunState
 from dispatch_kit.watchdog import GRACE
 
 # Run by /bin/sh as the worker's process-group leader: wait for the runner's go
@@ -30,39 +27,31 @@ from dispatch_kit.watchdog import GRACE
 GATE = 'IFS= read -r _dk_go || exit 97; exec <"$1"; _dk_cmd=$2; set --; eval "$_dk_cmd"'
 
 
-class Starting(Watching):
-    """Preparing, claiming and starting workers; a start that fails is a failed attempt."""
+class Starter:
+    """Claiming tasks and starting their workers; a start that fails is a failed attempt.
 
-    def _prepare(self, row: TaskRow) -> tuple[Path, Path, Path, str, dict[str, str]]:
-        task = self.tasks[row.id]
-        # Resolved now, not when the run began: an earlier worker may have swapped a folder
-        # for a symlink out of the workspace (dispatch_kit.confine).
-        try:
-            cwd = task_folder(self.plan.workspace, task.cwd)
-            cwd.mkdir(parents=True, exist_ok=True)
-            cwd = task_folder(self.plan.workspace, task.cwd)
-        except Escape as exc:
-            raise InputError(f"refused to start the worker: {exc}") from None
-        folder = self.runs
-        if not self._runs_made:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._runs_made = True
-        prompt = folder / f"{row.id}.attempt-{row.attempt}.prompt.md"
-        text = self._prompts.pop((row.id, row.attempt), None)
-        prompt.write_text(text if text is not None else
-                          build_prompt(self.collector.task_plan(row.id), row, task, cwd))
-        log = folder / f"{row.id}.attempt-{row.attempt}.log"
-        command = worker_command(self.opts.worker, prompt, row.id, row.attempt, cwd)
-        env = worker_env(self.base_env, row.id, row.attempt, row.max_attempts, prompt, task.env)
-        return cwd, prompt, log, command, env
+    Adds each worker it starts to ``state.running`` and to ``events``; ``preparer``
+    lays out the attempt. Sets ``state.contended`` once another runner wins a claim.
+    """
 
-    def _claim(self, row: TaskRow, worker: Worker | None = None) -> ClaimResult:
-        return self.ledger.claim(
-            self.mission, row.id, self.holder, self._lease(row.id), holder_pid=os.getpid(),
-            holder_start=self.me_start, worker=worker, expect_attempt=row.attempt,
+    def __init__(self, state: RunState, events: Events, preparer: Preparer) -> None:
+        self.state = state
+        self.events = events
+        self.preparer = preparer
+        self._next_lease: float | None = None  # claim_next's lease (see start_next)
+
+    def claim(self, row: TaskRow, worker: Worker | None = None) -> ClaimResult:
+        """Claim ``row`` for this runner, with its worker's pid when one is started."""
+        state = self.state
+        result = state.ledger.claim(
+            state.mission, row.id, state.holder, state.lease(row.id), holder_pid=os.getpid(),
+            holder_start=state.me_start, worker=worker, expect_attempt=row.attempt,
         )
+        if state.trace is not None and worker is not None and result.ok:
+            state.trace.attempt_claimed(row.id, result.attempt_id)  # the span keeps its ids
+        return result
 
-    def _start_next(self) -> bool:
+    def start_next(self) -> bool:
         """Claim the next ready task first, then start its worker; False when none is ready.
 
         For runners sharing a mission (after one lost a race): ``claim_next`` passes
@@ -72,16 +61,17 @@ class Starting(Watching):
         dies in between, its gated worker exits unstarted and a sweep gives the claim
         back without spending the attempt.
         """
+        state = self.state
         if self._next_lease is None:  # the longest any task may need; set exactly at dispatch
-            self._next_lease = max(self._lease(t) for t in self.tasks)
-        claimed = self.ledger.claim_next(self.mission, self.holder, self._next_lease,
-                                         holder_pid=os.getpid(), holder_start=self.me_start)
+            self._next_lease = max(state.lease(t) for t in state.tasks)
+        claimed = state.ledger.claim_next(state.mission, state.holder, self._next_lease,
+                                          holder_pid=os.getpid(), holder_start=state.me_start)
         if claimed is None:
             return False
-        self._start(claimed.task or self.ledger.task(self.mission, claimed.task_id), claimed)
+        self.start(claimed.task or state.ledger.task(state.mission, claimed.task_id), claimed)
         return True
 
-    def _start(self, row: TaskRow, claimed: ClaimResult | None = None) -> None:
+    def start(self, row: TaskRow, claimed: ClaimResult | None = None) -> None:
         """Start one worker so that it survives this runner and never runs twice.
 
         The worker is started first but waits on a gate (a pipe on its stdin);
@@ -102,9 +92,10 @@ class Starting(Watching):
         minutes, renewed while the runner lives) therefore never runs out while
         the worker's group lives, and another host's retry never overlaps it.
         """
+        state = self.state
         opened: list[int] = []
         try:
-            cwd, prompt, log_path, command, env = self._prepare(row)
+            cwd, prompt, log_path, command, env = self.preparer.prepare(row)
             fifo = pipe_path(log_path, os.getpid())
             try:
                 os.mkfifo(fifo, 0o600)
@@ -127,14 +118,14 @@ class Starting(Watching):
         except (InputError, OSError) as exc:
             for fd in opened:
                 os.close(fd)
-            self._give_up_start(row, exc, claimed)
+            self.give_up(row, exc, claimed)
             return
         for fd in (write_fd, spare_fd, gate_r):
             os.close(fd)
         worker = Worker(pid=proc.pid, pid_start=pid_start(proc.pid), log_path=str(log_path),
                         prompt_path=str(prompt))
         try:
-            result = self._claim(row, worker) if claimed is None else \
+            result = self.claim(row, worker) if claimed is None else \
                 self._dispatch_claimed(row, claimed, worker)
         except BaseException:
             os.close(gate_w)
@@ -142,52 +133,57 @@ class Starting(Watching):
             os.close(read_fd)
             raise
         if not result.ok:  # another holder got there first: the gated worker just exits
-            self.contended = True
+            state.contended = True
             os.close(gate_w)
             proc.wait()
             os.close(read_fd)
             fifo.unlink(missing_ok=True)
             return
-        timeout = self._timeout(row.id)
+        timeout = state.timeout(row.id)
         running = Running(
             task_id=row.id, attempt=row.attempt, max_attempts=row.max_attempts,
             attempt_id=result.attempt_id, pid=proc.pid, pid_start=worker.pid_start,
             deadline=time.time() + timeout, timeout=timeout, proc=proc, fd=read_fd,
-            log=BoundedLog(log_path, self.opts.log_limit), log_path=str(log_path), fifo=fifo,
+            log=BoundedLog(log_path, state.options.log_limit), log_path=str(log_path),
+            fifo=fifo,
         )
-        self.running[row.id] = running
-        self.selector.register(read_fd, selectors.EVENT_READ, row.id)
-        self._watch_exit(running)
+        state.running[row.id] = running
+        self.events.watch_output(running)
+        self.events.watch_exit(running)
         # Bounded before it may run: were this runner killed with -9 now, the watchdog still
         # stops the worker by its time limit, before its lease runs out (dispatch_kit.watchdog).
-        self.watchdog.watch(proc.pid, worker.pid_start, timeout + GRACE)
+        state.watchdog.watch(proc.pid, worker.pid_start, timeout + GRACE)
         # Open the gate only now: a Ctrl-C at any earlier moment finds the worker in
-        # self.running, so it is stopped and its claim given back, never left working.
+        # state.running, so it is stopped and its claim given back, never left working.
         os.write(gate_w, b"go\n")
         os.close(gate_w)
-        self.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
-                           f"{row.max_attempts}, pid {proc.pid})", attempt=row.attempt,
-                           pid=proc.pid, log=str(log_path))
+        state.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
+                            f"{row.max_attempts}, pid {proc.pid})", attempt=row.attempt,
+                            pid=proc.pid, log=str(log_path))
 
     def _dispatch_claimed(self, row: TaskRow, claimed: ClaimResult,
                           worker: Worker) -> ClaimResult:
-        """Record the worker of a task claimed before it started (see ``_start_next``)."""
-        self.ledger.mark_dispatched(
-            self.mission, row.id, self.holder, pid=worker.pid, pid_start=worker.pid_start,
-            lease=self._lease(row.id), log_path=worker.log_path,
+        """Record the worker of a task claimed before it started (see ``start_next``)."""
+        state = self.state
+        state.ledger.mark_dispatched(
+            state.mission, row.id, state.holder, pid=worker.pid, pid_start=worker.pid_start,
+            lease=state.lease(row.id), log_path=worker.log_path,
             prompt_path=worker.prompt_path, fetch=False,
         )
+        if state.trace is not None:
+            state.trace.attempt_claimed(row.id, claimed.attempt_id)
         return claimed
 
-    def _give_up_start(self, row: TaskRow, exc: Exception,
-                       claimed: ClaimResult | None = None) -> None:
+    def give_up(self, row: TaskRow, exc: Exception,
+                claimed: ClaimResult | None = None) -> None:
         """The worker could not even start (bad template, cwd not creatable): a failed attempt,
         so that an error that repeats ends in a failed task rather than a loop."""
-        result = self._claim(row) if claimed is None else claimed
+        state = self.state
+        result = self.claim(row) if claimed is None else claimed
         if not result.ok:
             return
         message = f"the runner could not start the worker: {exc}"
-        self.progress.emit("error", row.id, f"error {row.id}: {message}", error=str(exc))
-        record = self.ledger.record(self.mission, row.id, failing_entry(row.id, message),
-                                    expect_attempt=result.attempt_id, actor=self.holder)
-        emit_record(self.progress, record)
+        state.progress.emit("error", row.id, f"error {row.id}: {message}", error=str(exc))
+        record = state.ledger.record(state.mission, row.id, failing_entry(row.id, message),
+                                     expect_attempt=result.attempt_id, actor=state.holder)
+        emit_record(state.progress, record)

@@ -1,15 +1,15 @@
-"""The runner's bookkeeping: workers in flight and the settings every part reads.
+"""What one run knows, handed explicitly to each part of :class:`~dispatch_kit.runner.Runner`.
 
-The runner is split by concern (starting, watching, recovering, detaching); this base
-holds what they share so each part can be read without the others.
+The runner is split into small collaborators (a starter, a watcher, a recovery, a
+detacher); each receives this one state object in its constructor instead of sharing
+attributes through inheritance, so what a part reads and changes is visible at its call.
 """
 
 from __future__ import annotations
 
-import selectors
 import subprocess
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,42 +51,37 @@ class Running:
     check_started: float | None = None  # when its criteria began (for their trace spans)
 
 
-class RunnerState:
-    """Attributes and small helpers shared by every part of :class:`Runner`."""
+@dataclass
+class RunState:
+    """The mission, who holds its claims, and the attempts this runner has in flight.
 
-    # Set by Runner.__init__; declared here so each part of the runner reads as typed.
+    ``running`` (workers alive) and ``checking`` (workers gone, criteria being checked)
+    are what this runner holds: the starter and the recovery add to them, the watcher
+    moves entries from one to the other and out, the runner empties both on an abort.
+    """
+
     plan: Plan
     ledger: Ledger
     mission: str
-    opts: RunOptions
+    options: RunOptions
     progress: Progress
-    holder: str
-    me_start: str | None
+    holder: str  # the ledger's name for this runner
+    me_start: str | None  # this process's start time: tells the ledger it is still alive
     collector: Collector
-    running: dict[str, Running]
-    checking: dict[str, tuple[Future, Running]]
-    selector: selectors.BaseSelector
-    pool: ThreadPoolExecutor | None
-    _wake_r: int
-    _wake_w: int
-    _last_recover: float
-    base_env: dict[str, str]
-    _prompts: dict[tuple[str, int], str]
-    runs: Path
-    _runs_made: bool
-    tasks: dict[str, Task]
-    task_dirs: dict[str, Path]
-    trace: MissionTrace | None  # dispatch_kit.telemetry; None unless OTEL_ asks for traces
-    contended: bool  # another runner won a claim from this one: claim first, then start
-    _next_lease: float | None
     watchdog: Watchdog  # kills a worker at its time limit + GRACE, even after a kill -9
+    trace: MissionTrace | None  # dispatch_kit.telemetry; None unless OTEL_ asks for traces
+    contended: bool = False  # another runner won a claim from this one: claim first, then start
+    tasks: dict[str, Task] = field(default_factory=dict)
+    task_dirs: dict[str, Path] = field(default_factory=dict)
+    running: dict[str, Running] = field(default_factory=dict)
+    checking: dict[str, tuple[Future, Running]] = field(default_factory=dict)
 
-    def _timeout(self, task_id: str) -> float:
-        return self.opts.timeout or float(self.tasks[task_id].timeout)
+    def timeout(self, task_id: str) -> float:
+        return self.options.timeout or float(self.tasks[task_id].timeout)
 
-    def _lease(self, task_id: str) -> float:
+    def lease(self, task_id: str) -> float:
         """The lease a claim gets: never shorter than the worker may live (its time limit
         plus the watchdog's GRACE), so another host never retries beside a live worker."""
-        if self.opts.lease:
-            return max(self.opts.lease, self._timeout(task_id) + GRACE)
-        return self._timeout(task_id) + LEASE_MARGIN
+        if self.options.lease:
+            return max(self.options.lease, self.timeout(task_id) + GRACE)
+        return self.timeout(task_id) + LEASE_MARGIN
