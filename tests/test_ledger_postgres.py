@@ -260,3 +260,19 @@ def test_four_runners_sharing_one_mission_run_every_task_once(tmp_path, pg_url):
         holders = {e["actor"] for e in ledger.events("plan") if e["kind"] == "verified"}
     assert status["state"] == "complete"
     assert len(holders) > 1  # they shared the work
+
+
+def test_a_garbage_schema_version_is_one_line_naming_it(tmp_path, pg_url):
+    """As on SQLite: a meta table whose version is not a number is named, never a
+    traceback from int() (it was read unchecked on PostgreSQL)."""
+    with Ledger.open(pg_url, create=True) as ledger:
+        ledger.init_mission(big_plan(tmp_path, 2), max_tasks=6)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE meta SET value = 'v1.x' WHERE key = 'schema_version'")
+    result = subprocess.run([sys.executable, "-m", "dispatch_kit", "ledger", "status", "--db",
+                             pg_url], capture_output=True, text=True, env=cli_env(),
+                            timeout=GUARD)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert "schema_version 'v1.x' in its meta table is not a version number" in lines[0]

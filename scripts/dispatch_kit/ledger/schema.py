@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
+from dispatch_kit.errors import InputError
 from dispatch_kit.guards.tables import AGENTS_SCHEMA
 
 SCHEMA_VERSION = 1
@@ -161,3 +162,17 @@ def split_sql(script: str) -> list[str]:
             statements.append(joined)
             buf = []
     return statements
+
+
+def schema_version_of(value: object, where: str) -> int:
+    """``meta.schema_version`` as a number, whichever engine stored it.
+
+    Both backends read it before anything else, so a damaged or foreign value is named in
+    one line (InputError) instead of failing later in a migration or a query.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise InputError(f"not a dispatch-kit ledger (schema_version {shown!r} in its meta "
+                         "table is not a version number)", path=where)
+    return int(text)

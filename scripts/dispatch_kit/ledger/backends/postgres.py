@@ -24,7 +24,12 @@ import psycopg
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.backends import redact
-from dispatch_kit.ledger.schema import MIGRATIONS, SCHEMA_VERSION, portable_tables
+from dispatch_kit.ledger.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    portable_tables,
+    schema_version_of,
+)
 
 CHANNEL = "dispatch_kit_events"
 SCHEMA_LOCK = 0x64697370  # advisory lock key for creating or migrating the schema
@@ -225,8 +230,9 @@ class PostgresStore:
             )
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            raise InputError("not a dispatch-kit ledger (no schema version)", path=self.where)
-        version = int(row[0])
+            raise InputError("not a dispatch-kit ledger (no schema_version in its meta table)",
+                             path=self.where)
+        version = schema_version_of(row[0], self.where)
         if version < SCHEMA_VERSION and all(v in MIGRATIONS for v in
                                             range(version, SCHEMA_VERSION)):
             with self.transaction() as db:

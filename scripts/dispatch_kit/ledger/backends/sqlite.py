@@ -22,6 +22,7 @@ from dispatch_kit.ledger.schema import (
     MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    schema_version_of,
     split_sql,
 )
 
@@ -147,13 +148,7 @@ class SqliteStore:
         if row is None:
             raise InputError("not a dispatch-kit ledger (no schema_version in its meta table)",
                              path=self.where)
-        value = row[0]
-        text = value if isinstance(value, str) else str(value)
-        if not (text.isascii() and text.isdigit() and len(text) <= 9):
-            shown = text if len(text) <= 40 else text[:40] + "..."
-            raise InputError(f"not a dispatch-kit ledger (schema_version {shown!r} in its meta "
-                             "table is not a version number)", path=self.where)
-        return int(text)
+        return schema_version_of(row[0], self.where)
 
     def _check_columns(self) -> None:
         """Each core table has the columns of the schema (one query); InputError otherwise."""
