@@ -11,19 +11,28 @@ from dataclasses import replace
 from typing import Any
 
 from dispatch_kit.errors import InputError
-from dispatch_kit.ledger.queries import LedgerQueries
+from dispatch_kit.ledger.connection import Db
+from dispatch_kit.ledger.queries import TASK_COLS, Queries
 from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, TaskRow, Worker, iso
 from dispatch_kit.ledger.schema import IN_FLIGHT
 from dispatch_kit.procs import hostname
 
 
-class Claims(LedgerQueries):
-    """The ``claim``, ``dispatch``, ``renew``, ``adopt`` and ``release`` transactions."""
+class Claims:
+    """The ``claim``, ``dispatch``, ``renew``, ``adopt`` and ``release`` transactions.
+
+    Given the database and the shared queries (the task row each claim decides from),
+    so the sweeper can release claims without being a kind of claim itself.
+    """
+
+    def __init__(self, db: Db, queries: Queries) -> None:
+        self.db = db
+        self.queries = queries
 
     def _held_by(self, task_id: str, actual: str, holder: str) -> InputError:
         """Only the holder may act on its claim; the error names both so a skill can tell."""
         return InputError(f"task {task_id!r} is held by {actual}, not {holder}",
-                          path=self.where)
+                          path=self.db.where)
 
     @staticmethod
     def _attempt_number(db: Any, attempt_id: int) -> int:
@@ -49,9 +58,9 @@ class Claims(LedgerQueries):
         commits) the task goes straight to dispatched in the same transaction;
         ``expect_attempt`` makes the claim fail if the attempt moved on meanwhile.
         """
-        with self._tx() as db:
-            now = self._now(now)
-            row = self._task_state(db, mission_id, task_id)
+        with self.db.tx() as db:
+            now = self.db.now(now)
+            row = self.queries.task_state(db, mission_id, task_id)
             return self._claim_row(db, mission_id, task_id, row, holder, lease,
                                    holder_pid=holder_pid, holder_start=holder_start,
                                    worker=worker, expect_attempt=expect_attempt, now=now)
@@ -73,14 +82,14 @@ class Claims(LedgerQueries):
         passes over the task rows another transaction holds (``SKIP LOCKED``), so
         N claimers take N different tasks at once.
         """
-        with self._tx() as db:
-            now = self._now(now)
+        with self.db.tx() as db:
+            now = self.db.now(now)
             row = db.execute(
-                f"SELECT {self._TASK_COLS} FROM tasks t "
+                f"SELECT {TASK_COLS} FROM tasks t "
                 "WHERE t.mission_id = ? AND t.state = 'ready' AND NOT EXISTS (SELECT 1 FROM "
                 "deps d JOIN tasks u ON u.mission_id = d.mission_id AND u.id = d.dep_id "
                 "WHERE d.mission_id = t.mission_id AND d.task_id = t.id "
-                "AND u.state != 'verified') ORDER BY t.seq LIMIT 1" + self.store.skip_locked,
+                "AND u.state != 'verified') ORDER BY t.seq LIMIT 1" + self.db.store.skip_locked,
                 (mission_id,),
             ).fetchone()
             if row is None:
@@ -159,12 +168,12 @@ class Claims(LedgerQueries):
             "WHERE id = ? AND started_at IS NULL",
             (now, now, mission_id),
         )
-        self._event(db, mission_id, task_id, "claimed", attempt=row["attempt"], actor=holder,
-                    at=now, lease_expires=iso(expires), holder_pid=holder_pid, host=host)
+        self.db.event(db, mission_id, task_id, "claimed", attempt=row["attempt"], actor=holder,
+                      at=now, lease_expires=iso(expires), holder_pid=holder_pid, host=host)
         if worker:
-            self._event(db, mission_id, task_id, "dispatched", attempt=row["attempt"],
-                        actor=holder, at=now, pid=w.pid, log=w.log_path,
-                        lease_expires=iso(expires))
+            self.db.event(db, mission_id, task_id, "dispatched", attempt=row["attempt"],
+                          actor=holder, at=now, pid=w.pid, log=w.log_path,
+                          lease_expires=iso(expires))
         return ClaimResult(True, task_id, holder=holder, lease_expires=expires,
                            attempt=row["attempt"], attempt_id=attempt_id,
                            max_attempts=max_attempts)
@@ -187,19 +196,19 @@ class Claims(LedgerQueries):
 
         Returns the updated claim (None with ``fetch=False``, which saves a query
         on the runner's hot path)."""
-        with self._tx() as db:
-            now = self._now(now)
+        with self.db.tx() as db:
+            now = self.db.now(now)
             claim = db.execute(  # locks the claim and its task row, as claim and record do
                 "SELECT c.attempt_id, c.holder, c.lease_expires, t.state, t.attempt FROM claims c "
                 "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
-                "WHERE c.mission_id = ? AND c.task_id = ?" + self.store.for_update,
+                "WHERE c.mission_id = ? AND c.task_id = ?" + self.db.store.for_update,
                 (mission_id, task_id),
             ).fetchone()
             if claim is None:
-                state = self._task_state(db, mission_id, task_id)["state"]
+                state = self.queries.task_state(db, mission_id, task_id)["state"]
                 raise InputError(
                     f"task {task_id!r} is {state}, not claimed; claim it before dispatching",
-                    path=self.where,
+                    path=self.db.where,
                 )
             if claim["holder"] != holder:
                 raise self._held_by(task_id, claim['holder'], holder)
@@ -221,10 +230,10 @@ class Claims(LedgerQueries):
                 (now, mission_id, task_id),
             )
             if claim["state"] != "dispatched":
-                self._event(db, mission_id, task_id, "dispatched", attempt=claim["attempt"],
-                            actor=holder, at=now, pid=pid, log=log_path,
-                            lease_expires=iso(expires))
-        return self.claim_of(mission_id, task_id) if fetch else None
+                self.db.event(db, mission_id, task_id, "dispatched", attempt=claim["attempt"],
+                              actor=holder, at=now, pid=pid, log=log_path,
+                              lease_expires=iso(expires))
+        return self.queries.claim_of(mission_id, task_id) if fetch else None
 
     def renew(self, mission_id: str, holder: str, expiries: dict[str, float], *,
               now: float | None = None) -> None:
@@ -236,8 +245,8 @@ class Claims(LedgerQueries):
         cannot shorten or stretch its lease as others measure it."""
         if not expiries:
             return
-        shift = self._now(now) - time.time() if now is None else 0.0
-        with self._tx() as db:
+        shift = self.db.now(now) - time.time() if now is None else 0.0
+        with self.db.tx() as db:
             db.executemany(
                 "UPDATE claims SET lease_expires = CASE WHEN lease_expires < ? THEN ? "
                 "ELSE lease_expires END WHERE mission_id = ? AND task_id = ? AND holder = ?",
@@ -248,7 +257,7 @@ class Claims(LedgerQueries):
     def adopt(self, mission_id: str, task_id: str, attempt_id: int, holder: str, *,
               holder_pid: int | None, holder_start: str | None, reason: str) -> bool:
         """Take over a live worker whose holder died (a killed runner): keep its attempt."""
-        with self._tx() as db:
+        with self.db.tx() as db:
             taken = db.execute(  # RETURNING, not rowcount: pipelined backends count late
                 "UPDATE claims SET holder = ?, holder_pid = ?, holder_start = ?, host = ? "
                 "WHERE mission_id = ? AND task_id = ? AND attempt_id = ? RETURNING attempt_id",
@@ -258,8 +267,8 @@ class Claims(LedgerQueries):
                 return False
             db.execute("UPDATE attempts SET holder = ? WHERE id = ?", (holder, attempt_id))
             number = self._attempt_number(db, attempt_id)
-            self._event(db, mission_id, task_id, "adopted", attempt=number, actor=holder,
-                        reason=reason)
+            self.db.event(db, mission_id, task_id, "adopted", attempt=number, actor=holder,
+                          reason=reason)
         return True
 
     def release(
@@ -276,9 +285,9 @@ class Claims(LedgerQueries):
     ) -> bool:
         """Give a claim back without using up an attempt (its worker never ran, or was stopped
         by the user rather than failing)."""
-        with self._tx() as db:
-            now = self._now(now)
-            self._task_state(db, mission_id, task_id)  # locks the row; unknown → InputError
+        with self.db.tx() as db:
+            now = self.db.now(now)
+            self.queries.task_state(db, mission_id, task_id)  # locks the row; unknown → InputError
             claim = db.execute(
                 "SELECT attempt_id, holder FROM claims WHERE mission_id = ? AND task_id = ?",
                 (mission_id, task_id),
@@ -300,6 +309,6 @@ class Claims(LedgerQueries):
                 "UPDATE tasks SET state = 'ready', updated_at = ? WHERE mission_id = ? AND id = ?",
                 (now, mission_id, task_id),
             )
-            self._event(db, mission_id, task_id, outcome, attempt=number,
-                        actor=actor or claim["holder"], at=now, reason=reason)
+            self.db.event(db, mission_id, task_id, outcome, attempt=number,
+                          actor=actor or claim["holder"], at=now, reason=reason)
         return True

@@ -1,9 +1,9 @@
-"""An open ledger: the storage backend it composes, transactions, and the event row.
+"""The core every part of the ledger shares: the storage backend, transactions, clock, events.
 
 The ledger's transactions are written once; the engine under them is a
 :class:`~dispatch_kit.ledger.backends.Store` chosen by what ``open`` is given
 (a SQLite file path, or a PostgreSQL URL). Every state change runs inside
-``_tx`` and appends an event, so the backend alone decides how racers are
+``Db.tx`` and appends an event, so the backend alone decides how racers are
 serialised and whose clock a lease is measured by.
 """
 
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-from dispatch_kit.ledger.backends import Store, open_store
+from dispatch_kit.ledger.backends import Store
 
 
 def append_event(
@@ -44,41 +43,29 @@ def append_event(
     )
 
 
-class LedgerConnection:
-    """An open ledger database: the backend it holds, and transactions over it."""
+class Db:
+    """One open ledger database, handed to each part of the ledger that reads or writes it.
+
+    It exists so the parts (queries, claims, verdicts, ...) share the few things every
+    transaction needs (the backend, its transactions and snapshots, the database clock,
+    the event row) without inheriting them from one another.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.path: Path | None = store.path  # the SQLite file; None on a server
         self.where = store.where  # what messages name: the file, or the redacted URL
         self.conn = store.conn
 
-    # -- opening -------------------------------------------------------------
-
-    @classmethod
-    def open(cls, path: str | Path, *, create: bool = False, busy_timeout: float = 60.0) -> Self:
-        """Open the ledger at ``path``: a SQLite file, or a ``postgresql://`` URL."""
-        return cls(open_store(path, create=create, busy_timeout=busy_timeout))
-
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _tx(self):
+    def tx(self):
         """One write transaction (see the backend for how racers are serialised)."""
         return self.store.transaction()
 
-    def _read(self):
+    def read(self):
         """One consistent snapshot for several SELECTs."""
         return self.store.snapshot()
 
-    def _now(self, now: float | None) -> float:
+    def now(self, now: float | None) -> float:
         """``now`` when the caller gives one (tests), else the database's clock."""
         return self.store.now() if now is None else now
 
-    _event = staticmethod(append_event)
+    event = staticmethod(append_event)

@@ -10,15 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from dispatch_kit.errors import InputError
+from dispatch_kit.ledger.connection import Db
 from dispatch_kit.ledger.fingerprint import mission_id_for, plan_fingerprint
-from dispatch_kit.ledger.queries import LedgerQueries
 from dispatch_kit.ledger.rows import InitResult
 from dispatch_kit.ledger.verdicts import finish_if_done
 from dispatch_kit.plan_model import Plan
 
 
-class MissionLoading(LedgerQueries):
-    """The ``init`` and ``reset`` transactions."""
+class Missions:
+    """The ``init`` and ``reset`` transactions.
+
+    Given only the database: loading a plan writes whole missions and reads none of the
+    per-task lookups the other parts share.
+    """
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
 
     def init_mission(
         self,
@@ -38,9 +45,9 @@ class MissionLoading(LedgerQueries):
         plan_hash, task_hashes = plan_fingerprint(plan)
         plan_path = str(Path(plan.path).resolve()) if plan.path != "<plan>" else plan.path
         workspace = str(Path(plan.workspace).resolve())
-        with self._tx() as db:
-            now = self._now(None)
-            self.store.lock_mission(db, mid)  # racing runners load one plan once
+        with self.db.tx() as db:
+            now = self.db.now(None)
+            self.db.store.lock_mission(db, mid)  # racing runners load one plan once
             existing = db.execute(
                 "SELECT plan_hash, plan_path, workspace FROM missions WHERE id = ?", (mid,)
             ).fetchone()
@@ -62,7 +69,7 @@ class MissionLoading(LedgerQueries):
                     f"({existing['plan_path']}, hash {existing['plan_hash'][:12]}; this plan "
                     f"hashes to {plan_hash[:12]}); pass --force to replace it, or --mission "
                     "NAME to track it as another mission",
-                    path=self.where,
+                    path=self.db.where,
                 )
             old: dict[str, Any] = {}
             dropped: list[str] = []
@@ -134,20 +141,20 @@ class MissionLoading(LedgerQueries):
                     [(mid, task.id, dep) for dep in task.depends_on],
                 )
             if existing is None:
-                self._event(db, mid, None, "init", actor=actor, at=now, plan=plan_path,
-                            plan_hash=plan_hash, tasks=len(plan.tasks))
+                self.db.event(db, mid, None, "init", actor=actor, at=now, plan=plan_path,
+                              plan_hash=plan_hash, tasks=len(plan.tasks))
                 return InitResult(mid, "created", len(plan.tasks))
-            self._event(db, mid, None, "reinit", actor=actor, at=now, plan=plan_path,
-                        plan_hash=plan_hash, old_hash=existing["plan_hash"], kept=kept,
-                        dropped_claims=dropped)
-            finish_if_done(db, mid, now, self.store.for_update)
+            self.db.event(db, mid, None, "reinit", actor=actor, at=now, plan=plan_path,
+                          plan_hash=plan_hash, old_hash=existing["plan_hash"], kept=kept,
+                          dropped_claims=dropped)
+            finish_if_done(db, mid, now, self.db.store.for_update)
             return InitResult(mid, "replaced", len(plan.tasks), kept, dropped)
 
     def reset_mission(self, mission_id: str, *, actor: str | None = None) -> None:
         """Start the mission over: every task ready at attempt 1 (history stays in events)."""
-        with self._tx() as db:
-            now = self._now(None)
-            self.store.lock_mission(db, mission_id)
+        with self.db.tx() as db:
+            now = self.db.now(None)
+            self.db.store.lock_mission(db, mission_id)
             db.execute(
                 "UPDATE attempts SET outcome = 'released', ended_at = ?, error = 'mission reset' "
                 "WHERE mission_id = ? AND outcome IS NULL",
@@ -165,4 +172,4 @@ class MissionLoading(LedgerQueries):
                 "WHERE id = ?",
                 (now, mission_id),
             )
-            self._event(db, mission_id, None, "reset", actor=actor, at=now)
+            self.db.event(db, mission_id, None, "reset", actor=actor, at=now)

@@ -1,7 +1,7 @@
 """Read-only questions about a mission: its tasks, what is ready, who holds what.
 
-Kept apart from the transactions that change state so that the reporting and sweeping
-code can share them; none of these takes the write lock.
+Kept apart from the transactions that change state so that the claiming, recording,
+reporting and sweeping parts can share them; none of these takes the write lock.
 """
 
 from __future__ import annotations
@@ -10,17 +10,34 @@ import contextlib
 from typing import Any
 
 from dispatch_kit.errors import InputError
-from dispatch_kit.ledger.connection import LedgerConnection
+from dispatch_kit.ledger.connection import Db
 from dispatch_kit.ledger.rows import ClaimRow, Mission, TaskRow
 
 NO_LIMIT = 1 << 62  # "no limit" as every engine reads it (SQLite's -1 is an error elsewhere)
 
+# What a TaskRow and a ClaimRow are read from: shared, so claiming reads a task as these do.
+TASK_COLS = (
+    "id, seq, title, type, cwd, timeout, max_retries, state, attempt, last_error, "
+    "last_check, skipped_because, started_at, finished_at"
+)
 
-class LedgerQueries(LedgerConnection):
-    """Lookups shared by every kind of ledger change."""
+CLAIM_SQL = (
+    "SELECT c.task_id, t.state, t.attempt, c.attempt_id, c.holder, c.holder_pid, "
+    "c.holder_start, c.host, c.claimed_at, c.lease_expires, c.pid, c.pid_start, "
+    "a.dispatched_at, a.log_path, t.timeout FROM claims c "
+    "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
+    "JOIN attempts a ON a.id = c.attempt_id WHERE c.mission_id = ?"
+)
+
+
+class Queries:
+    """Lookups shared by every kind of ledger change: given the database, nothing else."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
 
     def missions(self) -> list[Mission]:
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT id, plan_path, plan_hash, max_tasks, goal, workspace, created_at, started_at, "
             "finished_at FROM missions ORDER BY created_at"
         ).fetchall()
@@ -36,52 +53,47 @@ class LedgerQueries(LedgerConnection):
             known = ", ".join(m.id for m in missions) or "none"
             raise InputError(
                 f"no mission {mission_id!r} in this ledger (missions: {known})",
-                path=self.where,
+                path=self.db.where,
             )
         if len(missions) == 1:
             return missions[0]
         if not missions:
             raise InputError(
                 "the ledger holds no mission; run `dispatch-kit ledger init PLAN`",
-                path=self.where,
+                path=self.db.where,
             )
         names = ", ".join(m.id for m in missions)
         raise InputError(
             f"the ledger holds {len(missions)} missions ({names}); pass --mission",
-            path=self.where,
+            path=self.db.where,
         )
 
-    _TASK_COLS = (
-        "id, seq, title, type, cwd, timeout, max_retries, state, attempt, last_error, "
-        "last_check, skipped_because, started_at, finished_at"
-    )
-
     def tasks(self, mission_id: str) -> list[TaskRow]:
-        rows = self.conn.execute(
-            f"SELECT {self._TASK_COLS} FROM tasks WHERE mission_id = ? ORDER BY seq",
+        rows = self.db.conn.execute(
+            f"SELECT {TASK_COLS} FROM tasks WHERE mission_id = ? ORDER BY seq",
             (mission_id,),
         ).fetchall()
         return [TaskRow(**dict(row)) for row in rows]
 
     def task(self, mission_id: str, task_id: str) -> TaskRow:
-        row = self.conn.execute(
-            f"SELECT {self._TASK_COLS} FROM tasks WHERE mission_id = ? AND id = ?",
+        row = self.db.conn.execute(
+            f"SELECT {TASK_COLS} FROM tasks WHERE mission_id = ? AND id = ?",
             (mission_id, task_id),
         ).fetchone()
         if row is None:
-            raise self._unknown(mission_id, task_id)
+            raise self.unknown_task(mission_id, task_id)
         return TaskRow(**dict(row))
 
-    def _unknown(self, mission_id: str, task_id: str) -> InputError:
-        ids = [r[0] for r in self.conn.execute(
+    def unknown_task(self, mission_id: str, task_id: str) -> InputError:
+        ids = [r[0] for r in self.db.conn.execute(
             "SELECT id FROM tasks WHERE mission_id = ? ORDER BY seq LIMIT 12", (mission_id,)
         )]
         return InputError(
             f"unknown task {task_id!r} in mission {mission_id!r} (tasks: {', '.join(ids)})",
-            path=self.where,
+            path=self.db.where,
         )
 
-    def _task_state(self, db: Any, mission_id: str, task_id: str) -> Any:
+    def task_state(self, db: Any, mission_id: str, task_id: str) -> Any:
         """State, attempt and retry budget, read inside the caller's write transaction.
 
         Claiming and recording both decide from exactly these three columns, so they read
@@ -91,15 +103,15 @@ class LedgerQueries(LedgerConnection):
         """
         row = db.execute(
             "SELECT state, attempt, max_retries FROM tasks WHERE mission_id = ? AND id = ?"
-            + self.store.for_update,
+            + self.db.store.for_update,
             (mission_id, task_id),
         ).fetchone()
         if row is None:
-            raise self._unknown(mission_id, task_id)
+            raise self.unknown_task(mission_id, task_id)
         return row
 
     def in_flight(self, mission_id: str) -> int:
-        return self.conn.execute(
+        return self.db.conn.execute(
             "SELECT COUNT(*) FROM tasks WHERE mission_id = ? AND state IN ('claimed','dispatched')",
             (mission_id,),
         ).fetchone()[0]
@@ -112,8 +124,8 @@ class LedgerQueries(LedgerConnection):
         With ``wip``, at most ``wip`` minus the tasks already claimed or
         dispatched: the backpressure that keeps a batch from flooding.
         """
-        db = self.conn  # one statement when wip is None, so no snapshot is needed
-        with self._read() if wip is not None else contextlib.nullcontext():
+        db = self.db.conn  # one statement when wip is None, so no snapshot is needed
+        with self.db.read() if wip is not None else contextlib.nullcontext():
             room = NO_LIMIT if limit is None else max(0, limit)
             if wip is not None:
                 inflight = self.in_flight(mission_id)
@@ -122,7 +134,7 @@ class LedgerQueries(LedgerConnection):
             if room == 0:
                 return []
             rows = db.execute(
-                f"SELECT {self._TASK_COLS} FROM tasks t WHERE t.mission_id = ? "
+                f"SELECT {TASK_COLS} FROM tasks t WHERE t.mission_id = ? "
                 "AND t.state = 'ready' AND NOT EXISTS (SELECT 1 FROM deps d JOIN tasks u "
                 "ON u.mission_id = d.mission_id AND u.id = d.dep_id "
                 "WHERE d.mission_id = t.mission_id AND d.task_id = t.id "
@@ -131,20 +143,12 @@ class LedgerQueries(LedgerConnection):
             ).fetchall()
         return [TaskRow(**dict(row)) for row in rows]
 
-    _CLAIM_SQL = (
-        "SELECT c.task_id, t.state, t.attempt, c.attempt_id, c.holder, c.holder_pid, "
-        "c.holder_start, c.host, c.claimed_at, c.lease_expires, c.pid, c.pid_start, "
-        "a.dispatched_at, a.log_path, t.timeout FROM claims c "
-        "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
-        "JOIN attempts a ON a.id = c.attempt_id WHERE c.mission_id = ?"
-    )
-
     def claims(self, mission_id: str) -> list[ClaimRow]:
-        rows = self.conn.execute(self._CLAIM_SQL + " ORDER BY t.seq", (mission_id,)).fetchall()
+        rows = self.db.conn.execute(CLAIM_SQL + " ORDER BY t.seq", (mission_id,)).fetchall()
         return [ClaimRow(**dict(row)) for row in rows]
 
     def claim_of(self, mission_id: str, task_id: str) -> ClaimRow | None:
-        row = self.conn.execute(
-            self._CLAIM_SQL + " AND c.task_id = ?", (mission_id, task_id)
+        row = self.db.conn.execute(
+            CLAIM_SQL + " AND c.task_id = ?", (mission_id, task_id)
         ).fetchone()
         return ClaimRow(**dict(row)) if row else None

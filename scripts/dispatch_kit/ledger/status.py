@@ -9,26 +9,35 @@ from __future__ import annotations
 import json
 
 from dispatch_kit.ledger.agents import latest_agents
-from dispatch_kit.ledger.queries import LedgerQueries
+from dispatch_kit.ledger.connection import Db
+from dispatch_kit.ledger.queries import Queries
 from dispatch_kit.ledger.rows import iso
 from dispatch_kit.ledger.schema import TERMINAL
 
 
-class Reporting(LedgerQueries):
-    """Read-only views over a whole mission."""
+class Reports:
+    """Read-only views over a whole mission.
+
+    Given the database and the shared queries: a report reads the same missions, tasks
+    and claims the transactions do, inside one snapshot, and changes nothing.
+    """
+
+    def __init__(self, db: Db, queries: Queries) -> None:
+        self.db = db
+        self.queries = queries
 
     def status(self, mission_id: str, *, now: float | None = None) -> dict:
         """The completion report as data: what ``ledger status`` and the runner print."""
-        now = self._now(now)
-        with self._read() as db:
-            mission = self.mission(mission_id)
-            tasks = self.tasks(mission_id)
+        now = self.db.now(now)
+        with self.db.read() as db:
+            mission = self.queries.mission(mission_id)
+            tasks = self.queries.tasks(mission_id)
             attempts: dict[str, list] = {}
             for row in db.execute(
                 "SELECT * FROM attempts WHERE mission_id = ? ORDER BY id", (mission_id,)
             ):
                 attempts.setdefault(row["task_id"], []).append(row)
-            claims = {c.task_id: c for c in self.claims(mission_id)}
+            claims = {c.task_id: c for c in self.queries.claims(mission_id)}
             agents = latest_agents(db, mission_id)
             deps: dict[str, list[str]] = {}
             for row in db.execute(
@@ -90,7 +99,7 @@ class Reporting(LedgerQueries):
             "plan": mission.plan_path,
             "plan_hash": mission.plan_hash,
             "workspace": mission.workspace,
-            "ledger": self.where,
+            "ledger": self.db.where,
             "state": state,
             "started_at": iso(start),
             "finished_at": iso(end),
@@ -107,5 +116,5 @@ class Reporting(LedgerQueries):
         if task_id is not None:
             sql += " AND task_id = ?"
             params += (task_id,)
-        rows = self.conn.execute(sql + " ORDER BY seq", params).fetchall()
+        rows = self.db.conn.execute(sql + " ORDER BY seq", params).fetchall()
         return [dict(row) | {"detail": json.loads(row["detail"])} for row in rows]

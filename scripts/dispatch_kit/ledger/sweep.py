@@ -9,12 +9,28 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dispatch_kit.ledger.claims import Claims
+from dispatch_kit.ledger.connection import Db
+from dispatch_kit.ledger.queries import Queries
 from dispatch_kit.ledger.rows import ClaimRow, SweepAction, iso
 from dispatch_kit.ledger.verdicts import Verdicts
 
 
-class Sweeping(Claims, Verdicts):
-    """Deciding which claims are stale, and settling them."""
+class Sweeper:
+    """Deciding which claims are stale, and settling them.
+
+    Given the parts it settles claims through (``claims`` releases one never dispatched,
+    ``verdicts`` records one that was) and ``stop_group``, the process policy that stops
+    a stale worker's process group (the ledger passes :func:`dispatch_kit.procs.kill_group`),
+    so the ledger's storage code does not decide how processes are stopped.
+    """
+
+    def __init__(self, db: Db, queries: Queries, claims: Claims, verdicts: Verdicts, *,
+                 stop_group: Callable[[int], None]) -> None:
+        self.db = db
+        self.queries = queries
+        self.claims = claims
+        self.verdicts = verdicts
+        self.stop_group = stop_group
 
     def stale_reason(self, claim: ClaimRow, *, now: float, stale: float | None) -> str | None:
         """Why a claim should be freed, or None while it may still be making progress.
@@ -51,29 +67,27 @@ class Sweeping(Claims, Verdicts):
         """Free stale claims. A claim never dispatched goes back to ready for free; a
         dispatched one is collected: ``collect(claim, reason)`` stops a worker that is
         still alive, checks the criteria and returns (check entry, record options)."""
-        from dispatch_kit.procs import kill_group
-
-        now = self._now(now)
+        now = self.db.now(now)
         actions: list[SweepAction] = []
-        for claim in self.claims(mission_id):
+        for claim in self.queries.claims(mission_id):
             if skip is not None and skip(claim):
                 continue
             reason = self.stale_reason(claim, now=now, stale=stale)
             if reason is None:
                 continue
             if claim.state == "claimed":
-                if self.release(mission_id, claim.task_id, reason=reason,
-                                expect_attempt=claim.attempt_id, actor=actor):
+                if self.claims.release(mission_id, claim.task_id, reason=reason,
+                                       expect_attempt=claim.attempt_id, actor=actor):
                     actions.append(SweepAction(claim.task_id, "released", reason))
                 continue
             if claim.worker_alive():
-                kill_group(claim.pid or 0)
+                self.stop_group(claim.pid or 0)
                 reason += f"; stopped worker pid {claim.pid}"
             if collect is None:
                 entry, opts = {"id": claim.task_id, "passed": False, "criteria": []}, {}
             else:
                 entry, opts = collect(claim, reason)
-            result = self.record(
+            result = self.verdicts.record(
                 mission_id, claim.task_id, entry, note=opts.pop("note", None) or reason,
                 expect_attempt=claim.attempt_id, lost=not entry.get("passed"), actor=actor,
                 **opts,

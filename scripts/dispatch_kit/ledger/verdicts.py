@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dispatch_kit.ledger.connection import append_event
-from dispatch_kit.ledger.queries import LedgerQueries
+from dispatch_kit.ledger.connection import Db, append_event
+from dispatch_kit.ledger.queries import Queries
 from dispatch_kit.ledger.rows import RecordResult, first_line
 from dispatch_kit.ledger.schema import TERMINAL
 from dispatch_kit.procs import hostname
@@ -89,8 +89,16 @@ def finish_if_done(db: Any, mission_id: str, now: float, lock: str = "") -> None
             append_event(db, mission_id, None, "finished", at=now)
 
 
-class Verdicts(LedgerQueries):
-    """The ``record`` transaction."""
+class Verdicts:
+    """The ``record`` transaction.
+
+    Given the database and the shared queries (the task row a verdict decides from), so
+    the sweeper and the runner reach one ``record`` without inheriting the claims code.
+    """
+
+    def __init__(self, db: Db, queries: Queries) -> None:
+        self.db = db
+        self.queries = queries
 
     def record(
         self,
@@ -116,9 +124,9 @@ class Verdicts(LedgerQueries):
         if not passed and note and "note" not in entry:
             # The retry prompt is built from the stored entry: keep how the worker ended.
             entry = dict(entry, note=note, worker_timed_out=timed_out)
-        with self._tx() as db:
-            now = self._now(now)
-            row = self._task_state(db, mission_id, task_id)
+        with self.db.tx() as db:
+            now = self.db.now(now)
+            row = self.queries.task_state(db, mission_id, task_id)
             attempt, max_attempts = row["attempt"], 1 + row["max_retries"]
             if row["state"] in TERMINAL:
                 return RecordResult(task_id, f"already-{row['state']}", attempt, max_attempts)
@@ -160,8 +168,8 @@ class Verdicts(LedgerQueries):
                     "WHERE mission_id = ? AND id = ?",
                     (now, now, now, mission_id, task_id),
                 )
-                self._event(db, mission_id, task_id, "verified", attempt=attempt, actor=who,
-                            at=now, exit_code=exit_code, note=note)
+                self.db.event(db, mission_id, task_id, "verified", attempt=attempt, actor=who,
+                              at=now, exit_code=exit_code, note=note)
                 outcome_name = "verified"
             elif attempt < max_attempts:
                 db.execute(
@@ -169,8 +177,8 @@ class Verdicts(LedgerQueries):
                     "last_check = ?, updated_at = ? WHERE mission_id = ? AND id = ?",
                     (error, json.dumps(entry), now, mission_id, task_id),
                 )
-                self._event(db, mission_id, task_id, "retry", attempt=attempt, actor=who, at=now,
-                            error=first_line(error), exit_code=exit_code, timed_out=timed_out)
+                self.db.event(db, mission_id, task_id, "retry", attempt=attempt, actor=who, at=now,
+                              error=first_line(error), exit_code=exit_code, timed_out=timed_out)
                 outcome_name = "retry"
             else:
                 db.execute(
@@ -178,9 +186,9 @@ class Verdicts(LedgerQueries):
                     "finished_at = ?, updated_at = ? WHERE mission_id = ? AND id = ?",
                     (error, json.dumps(entry), now, now, mission_id, task_id),
                 )
-                self._event(db, mission_id, task_id, "failed", attempt=attempt, actor=who, at=now,
-                            error=first_line(error), exit_code=exit_code, timed_out=timed_out)
+                self.db.event(db, mission_id, task_id, "failed", attempt=attempt, actor=who, at=now,
+                              error=first_line(error), exit_code=exit_code, timed_out=timed_out)
                 skipped = skip_dependents(db, mission_id, task_id, now)
                 outcome_name = "failed"
-            finish_if_done(db, mission_id, now, self.store.for_update)
+            finish_if_done(db, mission_id, now, self.db.store.for_update)
         return RecordResult(task_id, outcome_name, attempt, max_attempts, error, tuple(skipped))
