@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from dispatch_kit.check import check_plan  # noqa: E402
-from dispatch_kit.plan import load_plan  # noqa: E402
+from dispatch_kit.plan.load import load_plan  # noqa: E402
 
 TARGET_MS = 5.0
 

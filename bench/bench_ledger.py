@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from dispatch_kit.ledger import Ledger  # noqa: E402
-from dispatch_kit.plan_model import Criterion, Plan, Task  # noqa: E402
+from dispatch_kit.plan.model import Criterion, Plan, Task  # noqa: E402
 
 WORKER = ": > done.txt"
 
@@ -104,7 +104,7 @@ CHILD = """
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.plan_model import Criterion, Plan, Task
+from dispatch_kit.plan.model import Criterion, Plan, Task
 from dispatch_kit.runner import Progress, Runner, RunOptions
 target, folder, count, holder = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 from pathlib import Path

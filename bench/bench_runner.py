@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from dispatch_kit import runner as runner_module  # noqa: E402
 from dispatch_kit.ledger import Ledger  # noqa: E402
-from dispatch_kit.plan_model import Criterion, Plan, Task  # noqa: E402
+from dispatch_kit.plan.model import Criterion, Plan, Task  # noqa: E402
 from dispatch_kit.runner import Progress, Runner, RunOptions  # noqa: E402
 
 CHECK_SECONDS = [0.0]  # time spent inside the checker (check_plan) during a run

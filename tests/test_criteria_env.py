@@ -18,7 +18,7 @@ import pytest
 from conftest import SCRIPTS, cli_env
 
 from dispatch_kit.ledger.fingerprint import plan_fingerprint
-from dispatch_kit.plan import load_plan
+from dispatch_kit.plan.load import load_plan
 
 PY = json.dumps(sys.executable)  # the cache tag of the stale .pyc must be this Python's
 IMPORT_NEW = f'run: [{PY}, -c, "import mod, sys; sys.exit(mod.X != 3)"]'

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dispatch_kit.check import _structured
-from dispatch_kit.plan_model import Criterion
+from dispatch_kit.plan.model import Criterion
 
 CONTENT = (
     "# Title\n"

@@ -14,7 +14,7 @@ import pytest
 from conftest import cli_env
 
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.plan_model import Criterion, Plan, Task
+from dispatch_kit.plan.model import Criterion, Plan, Task
 
 PLAN = """\
 goal: Exercise the ledger

@@ -14,7 +14,7 @@ import pytest
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import Ledger, Worker
-from dispatch_kit.plan_model import Criterion, Plan, Task
+from dispatch_kit.plan.model import Criterion, Plan, Task
 
 T0 = 2_000_000_000.0  # a fixed "now" for the tests (2033), far from the real clock
 

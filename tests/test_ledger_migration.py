@@ -17,7 +17,7 @@ import pytest
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import SCHEMA_VERSION, Ledger
 from dispatch_kit.ledger import schema as ledger_schema
-from dispatch_kit.plan import load_plan
+from dispatch_kit.plan.load import load_plan
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

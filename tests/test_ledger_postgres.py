@@ -32,7 +32,7 @@ from test_runner import (
 )
 
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.plan_model import Criterion, Plan, Task
+from dispatch_kit.plan.model import Criterion, Plan, Task
 
 try:
     import psycopg

@@ -390,7 +390,7 @@ def test_plan_without_action_is_a_usage_error(cli):
 
 def test_load_plan_builds_the_model(tmp_path):
     """The library API other commands build on: defaults inherited, positions kept."""
-    from dispatch_kit.plan import load_plan, validate_plan
+    from dispatch_kit.plan.load import load_plan, validate_plan
 
     shutil.copy(FIXTURES / "good-healthz.yaml", tmp_path / "p.yaml")
     plan = load_plan(str(tmp_path / "p.yaml"))

@@ -15,8 +15,8 @@ import time
 import pytest
 from conftest import cli_env
 
-from dispatch_kit import remote_claims
 from dispatch_kit.errors import InputError
+from dispatch_kit.ledger import remote as remote_claims
 
 
 @pytest.fixture

@@ -612,7 +612,7 @@ def test_the_runners_fallback_addendum_numbers_attempts_as_the_ledger(monkeypatc
     import dispatch_kit.render
     from dispatch_kit.errors import InputError
     from dispatch_kit.ledger.rows import TaskRow
-    from dispatch_kit.plan import load_plan
+    from dispatch_kit.plan.load import load_plan
     from dispatch_kit.runner.prompts import build_prompt
 
     def unrenderable(*args, **kwargs):

@@ -214,7 +214,7 @@ def test_hostile_ledger_text_stays_text(tmp_path, playwright):
 
 def test_in_progress_mission_draws_running_and_waiting_tasks(tmp_path):
     from dispatch_kit.ledger import Ledger
-    from dispatch_kit.plan import load_plan
+    from dispatch_kit.plan.load import load_plan
     from dispatch_kit.report import mission_page
 
     shutil.copy(EXAMPLE / "plan.yaml", tmp_path / "plan.yaml")

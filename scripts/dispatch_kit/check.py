@@ -41,7 +41,7 @@ from typing import Any
 from dispatch_kit.childenv import NoPrivateFolder, criterion_env
 from dispatch_kit.confine import Escape, inside, task_folder
 from dispatch_kit.errors import InputError
-from dispatch_kit.plan_model import Criterion, Plan, Task
+from dispatch_kit.plan.model import Criterion, Plan, Task
 from dispatch_kit.procrun import Outcome, ProcessGroups, run
 
 DEFAULT_CRITERION_TIMEOUT = 60.0

@@ -97,7 +97,7 @@ def check_manifests(ctx: DemoContext) -> None:
 
 def render_prompts(ctx: DemoContext) -> None:
     """Render every example prompt into the prompts/ folder."""
-    from dispatch_kit.plan import load_plan
+    from dispatch_kit.plan.load import load_plan
 
     prompts = ctx.out / "prompts"
     prompts.mkdir(parents=True, exist_ok=True)

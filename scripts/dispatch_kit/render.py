@@ -30,7 +30,7 @@ from dispatch_kit.packroot import templates_dir
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
 
-    from dispatch_kit.plan_model import Plan, Task
+    from dispatch_kit.plan.model import Plan, Task
 
 SUFFIX = ".md.j2"
 CLAUSES = "clauses"
@@ -231,7 +231,7 @@ def load_vars(path: str, template: str | None = None) -> dict[str, Any]:
     checked too: a verdict the addendum cannot explain is refused where it is
     written, not rendered as if it were a failure.
     """
-    from dispatch_kit.yamlfile import read_document, to_plain
+    from dispatch_kit.readers.yamlfile import read_document, to_plain
 
     try:
         data = read_document(path)
@@ -257,7 +257,7 @@ def load_vars(path: str, template: str | None = None) -> dict[str, Any]:
 
 def _check_failures(data: Mapping[str, Any], path: str) -> None:
     """``failures`` of retry variables: a list of mappings whose verdict is a failing one."""
-    from dispatch_kit.yamlfile import locate, to_plain
+    from dispatch_kit.readers.yamlfile import locate, to_plain
 
     failures = data.get("failures")
     if failures is None:
@@ -445,8 +445,8 @@ def load_check(path: str) -> dict[str, Any]:
     the string "false" as ``passed`` must not verify a task, an ``index`` of -7
     must not pick a criterion from the end. Errors point at ``file:line:col``.
     """
-    from dispatch_kit.json_positions import load_json
-    from dispatch_kit.yamlfile import locate, read_text, to_plain
+    from dispatch_kit.readers.json_positions import load_json
+    from dispatch_kit.readers.yamlfile import locate, read_text, to_plain
 
     text = read_text(path)
     doc = load_json(text, path)

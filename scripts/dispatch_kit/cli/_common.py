@@ -10,7 +10,7 @@ from collections.abc import Callable
 TYPE_CHECKING = False  # typing itself costs a cold start ~5 ms
 
 if TYPE_CHECKING:
-    from dispatch_kit.plan_model import Plan
+    from dispatch_kit.plan.model import Plan
 
 
 def terminal_width() -> int:
@@ -91,7 +91,7 @@ def validated_plan(path: str, max_tasks: int) -> Plan | None:
     the bad-input exit code. The plan library is imported here, not at module
     top, so that commands which never read a plan start fast.
     """
-    from dispatch_kit.plan import validate_plan
+    from dispatch_kit.plan.load import validate_plan
 
     plan, errors = validate_plan(path, max_tasks=max_tasks)
     for error in errors:

@@ -93,7 +93,7 @@ def _open(args: argparse.Namespace):
 
     from dispatch_kit.ledger import Ledger, default_db_for
     from dispatch_kit.ledger.location import as_target
-    from dispatch_kit.plan import load_plan
+    from dispatch_kit.plan.load import load_plan
 
     plan = load_plan(args.plan, max_tasks=10**6)
     ledger = Ledger.open(as_target(args.db) if args.db else default_db_for(plan))

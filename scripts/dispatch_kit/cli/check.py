@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from dispatch_kit.cli._common import add_format, int_at_least, validated_plan
 
 if TYPE_CHECKING:
-    from dispatch_kit.plan_model import Plan
+    from dispatch_kit.plan.model import Plan
 
 _positive_int = int_at_least(1, "must be at least 1, got {value}")
 

@@ -135,7 +135,7 @@ def _open(args: argparse.Namespace):
     if args.db:
         path = as_target(args.db)
     elif args.plan:
-        from dispatch_kit.plan import load_plan
+        from dispatch_kit.plan.load import load_plan
 
         path = default_db_for(load_plan(args.plan, max_tasks=10**6))
     else:
@@ -182,7 +182,7 @@ def _import_journal(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from dispatch_kit.ledger import Ledger, default_db_for
     from dispatch_kit.ledger.location import as_target
-    from dispatch_kit.plan import load_plan
+    from dispatch_kit.plan.load import load_plan
 
     plan = load_plan(args.plan, max_tasks=args.max_tasks)
     path = as_target(args.db) if args.db else default_db_for(plan)
@@ -380,7 +380,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from dispatch_kit.ledger_report import status_markdown, status_mermaid, status_text
+    from dispatch_kit.ledger.text import status_markdown, status_mermaid, status_text
 
     ledger, mission = _open(args)
     with ledger:

@@ -56,7 +56,7 @@ def pack_folder(given: str | None) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dispatch_kit import manifests
+    from dispatch_kit.harness import manifests
 
     root = pack_folder(args.root)
     if args.check:

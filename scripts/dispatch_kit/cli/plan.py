@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     from dispatch_kit.errors import EXIT_BAD_INPUT
-    from dispatch_kit.plan import summary
+    from dispatch_kit.plan.load import summary
 
     plan = validated_plan(args.plan, args.max_tasks)
     if plan is None:
@@ -51,7 +51,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
-    from dispatch_kit.plan import schema_text
+    from dispatch_kit.plan.load import schema_text
 
     sys.stdout.write(schema_text())
     return 0

@@ -3,7 +3,7 @@
 ``claim`` creates ``refs/dispatch/claims/<item>`` on the remote only if nobody has
 (exactly one racer wins); ``release`` gives a claim back; ``sweep --stale`` frees
 claims older than a threshold, allowing for clock skew between claimers; ``list``
-shows who holds what. See ``dispatch_kit.remote_claims`` for how.
+shows who holds what. See ``dispatch_kit.ledger.remote`` for how.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _age(seconds: float) -> str:
 
 
 def _claim(args: argparse.Namespace) -> int:
-    from dispatch_kit import remote_claims
+    from dispatch_kit.ledger import remote as remote_claims
 
     code = 0
     for outcome in remote_claims.claim(args.remote, args.items, args.by):
@@ -84,7 +84,7 @@ def _claim(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from dispatch_kit import remote_claims
+    from dispatch_kit.ledger import remote as remote_claims
 
     released = remote_claims.release(args.remote, args.item, claimer=args.by)
     if released is None:
@@ -97,8 +97,8 @@ def _release(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     import time
 
-    from dispatch_kit import remote_claims
     from dispatch_kit.durations import parse_duration
+    from dispatch_kit.ledger import remote as remote_claims
 
     stale = parse_duration(args.stale, option="--stale", allow_zero=True)
     skew = parse_duration(args.skew, option="--skew", allow_zero=True)
@@ -118,7 +118,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     import time
 
-    from dispatch_kit import remote_claims
+    from dispatch_kit.ledger import remote as remote_claims
 
     now = time.time()
     for held in remote_claims.listing(args.remote):

@@ -117,7 +117,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 def _plan_vars(args: argparse.Namespace) -> dict:
     from dispatch_kit import render
     from dispatch_kit.errors import InputError
-    from dispatch_kit.plan import load_plan
+    from dispatch_kit.plan.load import load_plan
 
     plan = load_plan(args.plan)
     try:

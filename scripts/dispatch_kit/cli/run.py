@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from dispatch_kit.durations import parse_duration
     from dispatch_kit.errors import InputError
-    from dispatch_kit.ledger_report import headline, status_markdown
-    from dispatch_kit.plan import load_plan
+    from dispatch_kit.ledger.text import headline, status_markdown
+    from dispatch_kit.plan.load import load_plan
     from dispatch_kit.runner import Progress, Runner, RunOptions, install_term_handler, open_mission
 
     for flag, value in (("--wip", args.wip), ("--max-dispatch", args.max_dispatch),

@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from dispatch_kit.plan_model import Plan
+from dispatch_kit.plan.model import Plan
 
 
 def mission_id_for(plan: Plan, override: str | None = None) -> str:

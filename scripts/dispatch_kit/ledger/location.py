@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.backends import is_url
-from dispatch_kit.plan_model import Plan
+from dispatch_kit.plan.model import Plan
 
 DEFAULT_DB = Path(".dispatch") / "ledger.db"
 ENV_DB = "DISPATCH_KIT_LEDGER"

@@ -14,7 +14,7 @@ from dispatch_kit.ledger.connection import Db
 from dispatch_kit.ledger.fingerprint import mission_id_for, plan_fingerprint
 from dispatch_kit.ledger.rows import InitResult
 from dispatch_kit.ledger.verdicts import finish_if_done
-from dispatch_kit.plan_model import Plan
+from dispatch_kit.plan.model import Plan
 
 
 class Missions:

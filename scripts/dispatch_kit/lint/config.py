@@ -125,7 +125,7 @@ def read_table(path: str, raw: bytes) -> dict[str, tuple[str, ...]]:
     """The linter's keys of ``[tool.dispatch-kit]`` in ``raw`` (the file at ``path``)."""
     import tomllib
 
-    from dispatch_kit.yamlfile import decode_utf8
+    from dispatch_kit.readers.yamlfile import decode_utf8
 
     text = decode_utf8(raw, str(path), "not UTF-8", "; the lint settings here would be lost")
     try:

@@ -154,7 +154,7 @@ def _apply_directives(
 
 
 BOM = b"\xef\xbb\xbf"
-MAX_FILE_BYTES = 16 * 1024 * 1024  # the shared reader's limit (dispatch_kit.yamlfile)
+MAX_FILE_BYTES = 16 * 1024 * 1024  # the shared reader's limit (dispatch_kit.readers.yamlfile)
 
 
 def read_text(path: str | Path | None) -> str:
@@ -166,7 +166,7 @@ def read_text(path: str | Path | None) -> str:
             text = None  # the shared reader below words the error
         if text is not None:
             return text[1:] if text.startswith("\ufeff") else text
-    from dispatch_kit.yamlfile import read_text as read
+    from dispatch_kit.readers.yamlfile import read_text as read
 
     text = read("-" if path is None else str(path))
     return text[1:] if text.startswith("\ufeff") else text

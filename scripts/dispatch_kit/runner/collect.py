@@ -13,7 +13,7 @@ from pathlib import Path
 from dispatch_kit.durations import format_duration
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import ClaimRow, Mission
-from dispatch_kit.plan_model import Plan, Task
+from dispatch_kit.plan.model import Plan, Task
 from dispatch_kit.runner.files import (
     exit_file_for,
     lock_file_for,
@@ -131,7 +131,7 @@ class Collector:
 
     def plan(self) -> Plan | None:
         if self._plan is None and self._error is None:
-            from dispatch_kit.plan import load_plan
+            from dispatch_kit.plan.load import load_plan
 
             try:
                 self._plan = ResolvedPlan.of(

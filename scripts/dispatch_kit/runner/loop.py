@@ -11,7 +11,7 @@ import time
 
 from dispatch_kit import telemetry
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.plan_model import Plan
+from dispatch_kit.plan.model import Plan
 from dispatch_kit.procs import hostname, kill_group, pid_start
 from dispatch_kit.runner.collect import Collector, ResolvedPlan
 from dispatch_kit.runner.detached import Detacher

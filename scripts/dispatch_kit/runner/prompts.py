@@ -13,7 +13,7 @@ from pathlib import Path
 from dispatch_kit.childenv import EnvOverrides, apply, filled
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import TaskRow
-from dispatch_kit.plan_model import Plan, Task
+from dispatch_kit.plan.model import Plan, Task
 
 
 def build_prompt(plan: Plan, row: TaskRow, task: Task | None = None,

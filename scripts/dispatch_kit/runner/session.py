@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.plan_model import Plan
+from dispatch_kit.plan.model import Plan
 
 
 def open_mission(plan: Plan, *, db: str | None, mission: str | None, max_tasks: int,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.plan_model import Plan, Task
+from dispatch_kit.plan.model import Plan, Task
 from dispatch_kit.procs import BoundedLog
 from dispatch_kit.runner.collect import Collector
 from dispatch_kit.runner.options import LEASE_MARGIN, RunOptions

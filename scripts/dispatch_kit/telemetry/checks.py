@@ -29,7 +29,7 @@ def check_spans(plan_path: str, result: Mapping, started_ns: int) -> None:
     spans.emit(
         f"check {Path(plan_path).stem}", span_id=me.span_id, trace_id=me.trace_id,
         parent=incoming, start_ns=started_ns, end_ns=end_ns, tracestate=tracestate,
-        attributes={"dispatch_kit.plan": str(plan_path),
+        attributes={"dispatch_kit.plan.load": str(plan_path),
                     **{f"dispatch_kit.criteria.{k}": int(v) for k, v in summary.items()}},
         error_type="criteria_failed" if failed else None,
         message="exit criteria not met" if failed else None,

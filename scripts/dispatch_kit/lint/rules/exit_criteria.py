@@ -163,7 +163,7 @@ _CHECKBOX = lazy(r"^\[[ xX]\][ \t]*")
 def vague_reason(item: str) -> str | None:
     """Why a listed criterion is not machine-checkable, or None when it is.
 
-    The judgement is the plan validator's (:mod:`dispatch_kit.vague_criteria`),
+    The judgement is the plan validator's (:mod:`dispatch_kit.plan.vague`),
     so a prompt and a plan file accept exactly the same criteria. A code span
     in the item is the command; a lead-in ending in ":" introduces a code block.
     """
@@ -172,7 +172,7 @@ def vague_reason(item: str) -> str | None:
         return None
     if _STRUCTURED.match(text):
         return None
-    from dispatch_kit.vague_criteria import vague_reason as shell_vague_reason
+    from dispatch_kit.plan.vague import vague_reason as shell_vague_reason
 
     span = _code_span(text)
     command = span if span is not None else text
@@ -223,7 +223,7 @@ _PROGRAM = lazy(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 
 def _surely_runnable(command: str) -> bool:
-    """True only where :func:`dispatch_kit.vague_criteria.vague_reason` says None.
+    """True only where :func:`dispatch_kit.plan.vague.vague_reason` says None.
 
     Most listed criteria are ordinary commands (``python3 -m pytest -q``). The
     validator proves that by tokenizing each with :mod:`shlex`, which is most
@@ -248,7 +248,7 @@ def _surely_runnable(command: str) -> bool:
         w[0] == "-" or "." in w[:-1] or '"' in w or not _SHELLISH.isdisjoint(w) for w in words
     ):
         return False  # every word may be plain English: the validator's prose test decides
-    from dispatch_kit.vague_criteria import SHELL_WORDS
+    from dispatch_kit.plan.vague import SHELL_WORDS
 
     index = 0
     while index < len(words) and (_ASSIGNMENT.match(words[index]) or words[index] in ("!", "{")):
@@ -287,7 +287,7 @@ def _balanced(text: str) -> bool:
 
 def _sentence_reason(text: str) -> str | None:
     """A capitalised sentence full of English function words is prose, whatever else it holds."""
-    from dispatch_kit.vague_criteria import FUNCTION_WORDS, OUTCOME_WORDS
+    from dispatch_kit.plan.vague import FUNCTION_WORDS, OUTCOME_WORDS
 
     words = [w.strip(".,;:!?").lower() for w in text.split()]
     if not text[:1].isupper() or not text.rstrip().endswith((".", "!")) or len(words) < 4:
@@ -405,9 +405,9 @@ def _check_task_count(region: Region) -> Iterator[Hit]:
 
 
 def _check_plan(doc: Document) -> Iterator[Hit]:
-    """Delegate to the plan validator (``dispatch_kit.plan``) when it is installed."""
+    """Delegate to the plan validator (``dispatch_kit.plan.load``) when it is installed."""
     try:
-        from dispatch_kit.plan import validate_plan
+        from dispatch_kit.plan.load import validate_plan
     except ImportError:  # an older install without the plan module: nothing to delegate to
         return
     if doc.fs_path is None:

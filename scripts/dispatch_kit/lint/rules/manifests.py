@@ -33,7 +33,7 @@ COMPONENT_FIELDS = (
 
 
 def _key_line(doc: Document, key: str) -> tuple[int, int]:
-    from dispatch_kit.json_positions import key_position
+    from dispatch_kit.readers.json_positions import key_position
 
     return key_position(doc.text, key)
 
@@ -41,7 +41,7 @@ def _key_line(doc: Document, key: str) -> tuple[int, int]:
 def _load(doc: Document) -> tuple[Any, Hit | None]:
     if "json" not in doc.cache:
         from dispatch_kit.errors import InputError
-        from dispatch_kit.json_positions import parse_json  # only manifests need it
+        from dispatch_kit.readers.json_positions import parse_json  # only manifests need it
 
         try:
             doc.cache["json"] = (parse_json(doc.text, doc.path), None)
@@ -99,7 +99,8 @@ def _check_marketplace(doc: Document, data: dict[str, Any]) -> Iterator[Hit]:
 
 
 def _check_drift(doc: Document) -> Iterator[Hit]:
-    """Delegate to :mod:`dispatch_kit.manifests`: a root plugin.json feeding .claude-plugin/."""
+    """Delegate to :mod:`dispatch_kit.harness.manifests`: a root plugin.json feeding
+    .claude-plugin/."""
     if doc.fs_path is None or doc.fs_path.name != "plugin.json":
         return
     root = doc.fs_path.resolve().parent
@@ -107,8 +108,8 @@ def _check_drift(doc: Document) -> Iterator[Hit]:
         return
     if _load(doc)[1] is not None:
         return  # DK711 reports the syntax error
-    from dispatch_kit import manifests
     from dispatch_kit.errors import InputError
+    from dispatch_kit.harness import manifests
 
     try:
         drifts = manifests.check(root)

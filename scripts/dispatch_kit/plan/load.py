@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch_kit.errors import InputError
-from dispatch_kit.plan_model import (
+from dispatch_kit.plan.model import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_TASKS,
     DEFAULT_TIMEOUT,
@@ -32,10 +32,10 @@ from dispatch_kit.plan_model import (
     Plan,
     Task,
 )
-from dispatch_kit.vague_criteria import vague_reason
-from dispatch_kit.yamlfile import locate, position, read_document, to_plain
+from dispatch_kit.plan.vague import vague_reason
+from dispatch_kit.readers.yamlfile import locate, position, read_document, to_plain
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "plan.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"
 STRUCTURED_KINDS = ("file_exists", "contains", "min_bytes", "run")
 Keys = list[Any]
 

@@ -160,7 +160,7 @@ def load_yaml(text: str, path: str) -> Any:
     except RecursionError:
         raise InputError("invalid YAML: nesting too deep", path=path) from None
     except ValueError as exc:  # ruamel builds an integer past Python's digit limit with int()
-        from dispatch_kit.json_positions import long_number_position
+        from dispatch_kit.readers.json_positions import long_number_position
 
         line, column = long_number_position(text)
         message = " ".join(str(exc).split())[:200]
@@ -193,7 +193,7 @@ def read_document(path: str) -> Any:
             if "mapping values are not allowed" in exc.message:
                 exc.message += " (a value containing ': ' must be quoted)"
             raise
-    from dispatch_kit.json_positions import load_json
+    from dispatch_kit.readers.json_positions import load_json
 
     return load_json(text, path)
 
@@ -205,7 +205,7 @@ def _reader_error_position(exc: Exception, text: str) -> tuple[int | None, int |
     string input the offset counts characters of ``text``. Should it not point at
     that character, the character's first occurrence does.
     """
-    from dispatch_kit.json_positions import offset_position
+    from dispatch_kit.readers.json_positions import offset_position
 
     character = getattr(exc, "character", None)
     if not isinstance(character, int):

@@ -15,7 +15,7 @@ the hooks, so those two are real files there, derived here as well. A wheel or
 an installed plugin has no such folder and derives only the two manifests.
 
 In a checkout, the other harnesses' manifests, hooks and agent files are
-derived too (:mod:`dispatch_kit.harness_manifests`): Codex's, Gemini CLI's,
+derived too (:mod:`dispatch_kit.harness.writers`): Codex's, Gemini CLI's,
 Qwen Code's and OpenCode's.
 """
 
@@ -84,14 +84,14 @@ def load_json(path: Path) -> Any:
     ``plugin.json`` is refused), UTF-8 (a bad byte is named by line and
     column), strict JSON (a duplicate key at its second occurrence).
     """
-    from dispatch_kit.json_positions import read_json
+    from dispatch_kit.readers.json_positions import read_json
 
     return read_json(str(path))
 
 
 def read_derived_text(path: Path) -> str:
     """A derived file's text, through the same reader (a folder or bad UTF-8: one line)."""
-    from dispatch_kit.yamlfile import read_text
+    from dispatch_kit.readers.yamlfile import read_text
 
     return read_text(str(path))
 
@@ -102,16 +102,16 @@ def load_source(root: Path) -> dict[str, Any]:
     A defect is named at the field's line and column (the text is read again,
     with positions, only then).
     """
-    from dispatch_kit.json_positions import parse_json
-    from dispatch_kit.yamlfile import read_text
+    from dispatch_kit.readers.json_positions import parse_json
+    from dispatch_kit.readers.yamlfile import read_text
 
     path = str(root / "plugin.json")
     text = read_text(path)
     data = parse_json(text, path)
 
     def refuse(message: str, *keys: str) -> InputError:
-        from dispatch_kit.json_positions import load_json as positioned
-        from dispatch_kit.yamlfile import locate
+        from dispatch_kit.readers.json_positions import load_json as positioned
+        from dispatch_kit.readers.yamlfile import locate
 
         return InputError(message, path, *locate(positioned(text, path), keys))
 
@@ -204,7 +204,7 @@ def derive(source: dict[str, Any], root: Path | None = None) -> dict[str, dict[s
         if (root / HOOKS).is_file():
             derived[f"{folder}/{HOOKS}"] = load_json(root / HOOKS)
     if root is not None:
-        from dispatch_kit import harness_manifests
+        from dispatch_kit.harness import writers as harness_manifests
 
         if harness_manifests.applies(root):
             derived.update(harness_manifests.derive(source, root))  # type: ignore[arg-type]

@@ -40,7 +40,7 @@ _CONSTANTS = {
 
 def read_json(path: str) -> Any:
     """The plain JSON value in the file ``path`` (``-``: stdin): a regular file, UTF-8, strict."""
-    from dispatch_kit.yamlfile import read_text
+    from dispatch_kit.readers.yamlfile import read_text
 
     return parse_json(read_text(path), path)
 
@@ -78,7 +78,7 @@ def load_json(text: str, path: str) -> Any:
 
 def _deep_nesting(text: str, path: str | None) -> NoReturn:
     """Refuse a document nested deeper than Python's stack, naming where it gets too deep."""
-    from dispatch_kit.yamlfile import refuse_deep_nesting
+    from dispatch_kit.readers.yamlfile import refuse_deep_nesting
 
     refuse_deep_nesting(text, path or "<input>")  # raises: the depth passed its limit
     raise InputError("invalid JSON: nesting too deep", path, 1, 1)

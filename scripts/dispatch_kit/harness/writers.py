@@ -64,7 +64,7 @@ def derive(source: dict[str, Any], root: Path) -> dict[str, dict[str, Any] | str
 
 def read_agent(path: Path) -> tuple[dict[str, Any], str]:
     """(frontmatter, body) of a pack agent; InputError when it has no usable frontmatter."""
-    from dispatch_kit.yamlfile import read_text
+    from dispatch_kit.readers.yamlfile import read_text
 
     text = read_text(str(path))  # a folder, a FIFO or bad UTF-8: one line with its place
     if not text.startswith("---\n"):

@@ -1,6 +1,6 @@
 """The in-memory shape of a plan, shared by the validator, checker, renderer, ledger and runner.
 
-Loading and validation live in :mod:`dispatch_kit.plan`; everything downstream
+Loading and validation live in :mod:`dispatch_kit.plan.load`; everything downstream
 works on these frozen objects, so a plan that got this far is known good.
 """
 
