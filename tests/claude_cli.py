@@ -188,3 +188,24 @@ def run_claude(
         stderr.decode("utf-8", "replace"),
         log(),
     )
+
+
+# A two-task plan for sessions that dispatch `counter` (the guards' and the monitor's).
+COUNTER_PLAN = """\
+goal: One counter file
+workspace: .
+allow_commits: false
+defaults: {timeout: 600, max_retries: 3}
+tasks:
+  - id: counter
+    title: Write the counter
+    type: coding
+    cwd: src
+    exit_criteria: [{file_exists: counter.txt}]
+  - id: docs
+    title: Document the counter
+    type: research
+    cwd: docs
+    depends_on: [counter]
+    exit_criteria: [{file_exists: docs.txt}]
+"""

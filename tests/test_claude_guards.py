@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from claude_cli import Session, run_claude
+from claude_cli import COUNTER_PLAN, Session, run_claude
 from conftest import run_cli
 from scripted_model import (
     Request,
@@ -40,25 +40,6 @@ from test_claude_session import (
     agent_results,
 )
 
-PLAN = """\
-goal: One counter file
-workspace: .
-allow_commits: false
-defaults: {timeout: 600, max_retries: 3}
-tasks:
-  - id: counter
-    title: Write the counter
-    type: coding
-    cwd: src
-    exit_criteria: [{file_exists: counter.txt}]
-  - id: docs
-    title: Document the counter
-    type: research
-    cwd: docs
-    depends_on: [counter]
-    exit_criteria: [{file_exists: docs.txt}]
-"""
-
 
 def run(binary: str, model: ScriptedModel, home_dir: Path, folder: Path, *args: str) -> Session:
     """``claude -p ARGS`` with the plugin against ``model``, bounded by the guard."""
@@ -69,7 +50,7 @@ def run(binary: str, model: ScriptedModel, home_dir: Path, folder: Path, *args: 
 def test_a_second_dispatch_is_refused_with_the_first_agents_id_and_resume_shows_it(
     claude, home, project  # noqa: F811 - the fixtures imported above
 ):
-    (project / "plan.yaml").write_text(PLAN, encoding="utf-8")
+    (project / "plan.yaml").write_text(COUNTER_PLAN, encoding="utf-8")
     assert run_cli("ledger", "init", "plan.yaml", cwd=project).returncode == 0
     rendered = run_cli("render", "worker", "--plan", "plan.yaml", "--task", "counter",
                        cwd=project)

@@ -22,7 +22,7 @@ import select
 import time
 from pathlib import Path
 
-from claude_cli import end_session_processes, session_env
+from claude_cli import COUNTER_PLAN, end_session_processes, session_env
 from conftest import ROOT, run_cli
 from scripted_model import (
     Request,
@@ -39,24 +39,6 @@ from scripted_model import (
 
 GUARD_S = 120.0  # bounds a hang; nothing waits for it when all is well
 LINE = "dispatch-kit plan: counter #1 verified"
-PLAN = """\
-goal: One counter file
-workspace: .
-allow_commits: false
-defaults: {timeout: 600, max_retries: 3}
-tasks:
-  - id: counter
-    title: Write the counter
-    type: coding
-    cwd: src
-    exit_criteria: [{file_exists: counter.txt}]
-  - id: docs
-    title: Document the counter
-    type: research
-    cwd: docs
-    depends_on: [counter]
-    exit_criteria: [{file_exists: docs.txt}]
-"""
 RECORD = (
     "mkdir -p src && echo 1 > src/counter.txt && "
     "dispatch-kit check plan.yaml --task counter --format json > counter-check.json; "
@@ -95,7 +77,7 @@ def interactive_home(home: Path, project: Path) -> None:
 
 def test_the_monitor_line_reaches_the_model_as_a_task_notification(claude, home, project):
     project = project.resolve()
-    (project / "plan.yaml").write_text(PLAN, encoding="utf-8")
+    (project / "plan.yaml").write_text(COUNTER_PLAN, encoding="utf-8")
     result = run_cli("ledger", "init", "plan.yaml", cwd=project)
     assert result.returncode == 0, result.output
     db = project / ".dispatch" / "ledger.db"

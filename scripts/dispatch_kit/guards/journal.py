@@ -35,7 +35,6 @@ except ImportError:  # pragma: no cover
 
 from dispatch_kit.guards import locate
 
-FOLDER = locate.FOLDER
 NAME = locate.JOURNAL
 BUSY_TIMEOUT_S = 10.0
 PENDING_WINDOW_S = 600.0  # as guards.store: a dispatch waiting for its agent id
@@ -114,13 +113,7 @@ def for_writing(cwd: str) -> str:
     found = find(cwd)
     if found:
         return found
-    folder = os.path.join(cwd, FOLDER)
-    os.makedirs(folder, exist_ok=True)
-    ignore = os.path.join(folder, ".gitignore")
-    if not os.path.exists(ignore):
-        with open(ignore, "w", encoding="utf-8") as handle:
-            handle.write("# dispatch-kit run state\n*\n")
-    return os.path.join(folder, NAME)
+    return os.path.join(locate.state_folder(cwd), NAME)
 
 
 def connect(path: str):

@@ -42,17 +42,29 @@ def base_dir(cwd: object) -> str:
     return os.getcwd()
 
 
-def upward(cwd: str) -> str | None:
-    """``.dispatch/ledger.db`` in ``cwd`` or the nearest parent that has one."""
+def upward(cwd: str, name: str = DB_NAME) -> str | None:
+    """``.dispatch/NAME`` (the ledger by default) in ``cwd`` or the nearest parent that has
+    one: a session may start in any subfolder of the project whose state it guards."""
     here = os.path.abspath(cwd)
     while True:
-        candidate = os.path.join(here, FOLDER, DB_NAME)
+        candidate = os.path.join(here, FOLDER, name)
         if os.path.isfile(candidate):
             return candidate
         parent = os.path.dirname(here)
         if parent == here:
             return None
         here = parent
+
+
+def state_folder(cwd: str) -> str:
+    """``cwd/.dispatch``, made if missing, with a .gitignore so run state is never committed."""
+    folder = os.path.join(cwd, FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    ignore = os.path.join(folder, ".gitignore")
+    if not os.path.exists(ignore):
+        with open(ignore, "w", encoding="utf-8") as handle:
+            handle.write("# dispatch-kit run state\n*\n")
+    return folder
 
 
 def for_dispatch(ledger: str | None, cwd: str, environ: Mapping[str, str]) -> str | None:
@@ -73,15 +85,7 @@ JOURNAL = "journal.db"
 def journal(cwd: str) -> str | None:
     """The hooks' journal for a PostgreSQL ledger (:mod:`dispatch_kit.guards.journal`):
     ``.dispatch/journal.db`` in ``cwd`` or the nearest parent that has one."""
-    here = os.path.abspath(cwd)
-    while True:
-        candidate = os.path.join(here, FOLDER, JOURNAL)
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
+    return upward(cwd, JOURNAL)
 
 
 def listed(cwd: str) -> list[str]:
@@ -127,12 +131,7 @@ def remember(cwd: str, ledger: str, environ: Mapping[str, str]) -> None:
         return
     if any(os.path.realpath(path) == key for path in listed(cwd)):
         return
-    folder = os.path.join(cwd, FOLDER)
-    os.makedirs(folder, exist_ok=True)
-    ignore = os.path.join(folder, ".gitignore")
-    if not os.path.exists(ignore):
-        with open(ignore, "w", encoding="utf-8") as handle:
-            handle.write("# dispatch-kit run state\n*\n")
+    folder = state_folder(cwd)
     shown = os.path.relpath(ledger, cwd)
     if shown.startswith(".."):
         shown = os.path.abspath(ledger)
