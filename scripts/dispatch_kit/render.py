@@ -55,8 +55,12 @@ def clause_names() -> list[str]:
 
 def template_path(name: str) -> Path:
     """The file behind a template name; an unknown name lists the known ones."""
-    path = templates_dir() / f"{name}{SUFFIX}"
-    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+    return _template_path(templates_dir(), name)
+
+
+def _template_path(root: Path, name: str) -> Path:
+    path = root / f"{name}{SUFFIX}"
+    if "/" in name or "\\" in name or name.startswith(".") or not os.path.isfile(path):
         known = ", ".join(template_names()) or "none"
         raise InputError(
             f"unknown template '{name}'; known templates: {known}", path=str(templates_dir())
@@ -116,8 +120,9 @@ def fenced(text: Any, lang: str = "") -> str:
 
 def render_template(name: str, variables: Mapping[str, Any]) -> str:
     """Render ``templates/<name>.md.j2`` with ``variables``; every defect is an InputError."""
-    path = template_path(name)
-    env = environment()
+    root = templates_dir()  # once per render: finding the pack resolves the package's path
+    path = _template_path(root, name)
+    env = _environment(str(root))
     return _guarded(path, lambda: env.get_template(path.name).render(dict(variables)))
 
 
