@@ -13,6 +13,7 @@ can still win it; nothing done in sequence can.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -24,21 +25,46 @@ class Escape(Exception):
     """A path that resolves outside the workspace (or cannot be resolved at all)."""
 
 
+def realpath(path: str | os.PathLike[str]) -> str:
+    """``Path(path).resolve()`` as a string, for the paths resolved on every task.
+
+    The same answer and the same errors as ``Path.resolve`` on Python 3.11 (a symlink
+    loop is a RuntimeError, a NUL byte a ValueError), without building the Path objects
+    that cost a runner more than the system calls do.
+    """
+    real = os.path.realpath(path)
+    try:
+        os.stat(real)
+    except OSError as exc:  # what Path.resolve checks: only a loop is an error
+        if exc.errno == errno.ELOOP:
+            raise RuntimeError(f"Symlink loop from {exc.filename!r}") from None
+    return real
+
+
 def resolve(path: Path) -> Path:
     """``path`` with every symlink followed, as far as it exists; Escape when unresolvable."""
+    return Path(_real(path))
+
+
+def _real(path: Path | str) -> str:
     try:
-        return path.resolve()
+        return realpath(path)
     except (OSError, RuntimeError, ValueError) as exc:  # a loop, a NUL byte, a name too long
         raise Escape(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+def within(root: str, real: str) -> bool:
+    """Whether the resolved path ``real`` is the resolved folder ``root`` or inside it."""
+    return real == root or real.startswith(root if root.endswith(os.sep) else root + os.sep)
+
+
 def inside(workspace: Path, path: Path, *, what: str = "path") -> Path:
     """``path`` resolved now, if it is the workspace or inside it; else Escape saying where."""
-    root = resolve(workspace)
-    real = resolve(path)
-    if real != root and root not in real.parents:
+    root = _real(workspace)
+    real = _real(path)
+    if not within(root, real):
         raise Escape(f"{what} {path} resolves to {real}, outside the workspace {root}")
-    return real
+    return Path(real)
 
 
 def task_folder(workspace: Path, cwd: str) -> Path:

@@ -55,8 +55,12 @@ def clause_names() -> list[str]:
 
 def template_path(name: str) -> Path:
     """The file behind a template name; an unknown name lists the known ones."""
-    path = templates_dir() / f"{name}{SUFFIX}"
-    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+    return _template_path(templates_dir(), name)
+
+
+def _template_path(root: Path, name: str) -> Path:
+    path = root / f"{name}{SUFFIX}"
+    if "/" in name or "\\" in name or name.startswith(".") or not os.path.isfile(path):
         known = ", ".join(template_names()) or "none"
         raise InputError(
             f"unknown template '{name}'; known templates: {known}", path=str(templates_dir())
@@ -116,8 +120,9 @@ def fenced(text: Any, lang: str = "") -> str:
 
 def render_template(name: str, variables: Mapping[str, Any]) -> str:
     """Render ``templates/<name>.md.j2`` with ``variables``; every defect is an InputError."""
-    path = template_path(name)
-    env = environment()
+    root = templates_dir()  # once per render: finding the pack resolves the package's path
+    path = _template_path(root, name)
+    env = _environment(str(root))
     return _guarded(path, lambda: env.get_template(path.name).render(dict(variables)))
 
 
@@ -281,15 +286,32 @@ def _check_failures(data: Mapping[str, Any], path: str) -> None:
 # --------------------------------------------------------------------------- plan variables
 
 
-def _shown(path: Path, base: Path) -> str:
-    """``path`` relative to ``base`` when inside it (prompts stay free of machine paths)."""
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix() or "."
-    except ValueError:
-        return str(path.resolve())
+def _shown(path: Path | str, base: Path | str, *, real_base: str | None = None) -> str:
+    """``path`` relative to ``base`` when inside it (prompts stay free of machine paths).
+
+    ``real_base`` is ``base`` already resolved (by the same call): one prompt shows several
+    paths relative to one base, and resolving it once per prompt is a measurable share of
+    a runner's work per task. Resolved paths are compared as strings: both are absolute
+    and normalised, so a prefix ending at a separator is exactly ``relative_to``.
+    """
+    from dispatch_kit.confine import realpath
+
+    return _relative(realpath(path), realpath(base) if real_base is None else real_base)
 
 
-def dispatch_vars(plan: Plan, task: Task, attempt: int, base: Path) -> dict[str, Any]:
+def _relative(real: str, root: str) -> str:
+    """The resolved path ``real`` relative to the resolved folder ``root`` if inside it."""
+    from dispatch_kit.confine import within
+
+    if real == root:
+        return "."
+    if within(root, real):
+        return real[len(root if root.endswith(os.sep) else root + os.sep):]
+    return real
+
+
+def dispatch_vars(plan: Plan, task: Task, attempt: int, base: Path, *,
+                  real_base: str | None = None) -> dict[str, Any]:
     """What the dispatch line says (``clauses/dispatch-line.md.j2``): the mission as
     ``ledger init`` names it, the task, the ledger's 1-based attempt number and the
     ledger file relative to ``base``, so the session's hooks can record the dispatch."""
@@ -302,7 +324,8 @@ def dispatch_vars(plan: Plan, task: Task, attempt: int, base: Path) -> dict[str,
         "mission": mission_id_for(plan),
         "task": task.id,
         "attempt": attempt,
-        "ledger": _shown(ledger, base) if isinstance(ledger, Path) else redact(ledger),
+        "ledger": _shown(ledger, base, real_base=real_base) if isinstance(ledger, Path)
+        else redact(ledger),
     }
 
 
@@ -317,11 +340,15 @@ def worker_vars(
     worker can paste either as written. ``attempt`` is the ledger's attempt
     number the dispatch line carries.
     """
+    from dispatch_kit.confine import realpath
+
     base = Path.cwd() if base is None else base
-    task_dir = plan.task_dir(task)
+    # Each path resolved once, as strings (what plan.task_dir and Path.resolve give).
+    real_base = realpath(base)
+    task_dir = realpath(plan.workspace / task.cwd)
     plan_path = None
     if plan.path and not plan.path.startswith("<"):
-        plan_path = os.path.relpath(Path(plan.path).resolve(), task_dir)
+        plan_path = os.path.relpath(realpath(plan.path), task_dir)
     dependencies = []
     for dep_id in task.depends_on:
         dep = plan.task(dep_id)
@@ -329,7 +356,7 @@ def worker_vars(
             {
                 "id": dep.id,
                 "title": dep.title,
-                "dir": os.path.relpath(plan.task_dir(dep), task_dir),
+                "dir": os.path.relpath(realpath(plan.workspace / dep.cwd), task_dir),
             }
         )
     return {
@@ -338,15 +365,15 @@ def worker_vars(
         "task_title": task.title.strip(),
         "task_type": task.type,
         "task_description": (task.description or "").strip(),
-        "workspace": _shown(plan.workspace, base),
+        "workspace": _shown(plan.workspace, base, real_base=real_base),
         "cwd": task.cwd,
-        "task_dir": _shown(task_dir, base),
+        "task_dir": _relative(task_dir, real_base),  # resolved above
         "criteria": [criterion.display() for criterion in task.exit_criteria],
         "dependencies": dependencies,
         "allow_commits": bool(plan.allow_commits),
         "timeout": task.timeout,
         "plan_path": plan_path,
-        "dispatch": dispatch_vars(plan, task, attempt, base),
+        "dispatch": dispatch_vars(plan, task, attempt, base, real_base=real_base),
     }
 
 

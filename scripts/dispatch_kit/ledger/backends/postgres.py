@@ -61,30 +61,37 @@ class Row(tuple):
         return list(self._index)
 
 
-_ROW_TYPES: dict[tuple[str, ...], type[Row]] = {}
+_ROW_TYPES: dict[tuple[bytes, ...], type[Row]] = {}
 
 
 def _row_factory(cursor: Any) -> Any:
-    names = tuple(c.name for c in cursor.description or ())
-    row_type = _ROW_TYPES.get(names)
-    if row_type is None:  # one class per column list, not per query
-        row_type = _ROW_TYPES[names] = type(
+    """The row class for the cursor's current result: one class per column list.
+
+    Looked up by the result's raw column names (``fname``), which cost a runner far less
+    per statement than ``cursor.description`` (a Column object per column, on every
+    statement); the class itself makes the rows."""
+    result = cursor.pgresult
+    key = tuple(map(result.fname, range(result.nfields))) if result is not None else ()
+    row_type = _ROW_TYPES.get(key)
+    if row_type is None:
+        names = tuple(c.name for c in cursor.description or ())
+        row_type = _ROW_TYPES[key] = type(
             "Row", (Row,), {"_index": {n: i for i, n in enumerate(names)}})
-
-    def make(values: Sequence[Any]) -> Row:
-        return row_type(values)
-
-    return make
+    return row_type
 
 
-_TRANSLATED: dict[str, str] = {}
+_TRANSLATED: dict[str, str | bytes] = {}
 
 
-def translate(sql: str) -> str:
-    """The ledger's portable SQL (``?`` placeholders) in psycopg's style (``%s``)."""
+def translate(sql: str) -> str | bytes:
+    """The ledger's portable SQL (``?`` placeholders) in psycopg's style (``%s``).
+
+    ASCII statements are kept encoded, so psycopg does not encode them again on every
+    execution (any client encoding PostgreSQL offers agrees on ASCII)."""
     out = _TRANSLATED.get(sql)
     if out is None:
-        out = _TRANSLATED[sql] = sql.replace("%", "%%").replace("?", "%s")
+        text = sql.replace("%", "%%").replace("?", "%s")
+        out = _TRANSLATED[sql] = text.encode("ascii") if text.isascii() else text
     return out
 
 
@@ -141,8 +148,10 @@ class Connection:
         trip (psycopg's pipeline mode: one sync, prepared statements kept)."""
         held, self.held = self.held or [], ([] if self.held is not None else None)
         with self.raw.pipeline():
-            for sql, params in held:
-                self._send(self.raw.cursor(), sql, params)
+            if held:
+                cur = self.raw.cursor()  # one for all: nobody reads a held write's result
+                for sql, params in held:
+                    self._send(cur, sql, params)
             if last is not None:
                 self._send(*last)
 
