@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from dispatch_kit.check import check_plan  # noqa: E402
+from dispatch_kit.check.criteria import check_plan  # noqa: E402
 from dispatch_kit.plan.load import load_plan  # noqa: E402
 
 TARGET_MS = 5.0

@@ -240,7 +240,7 @@ def stream_safety_block() -> tuple[str, str]:
     if scripts.is_dir() and str(scripts) not in sys.path:
         sys.path.insert(0, str(scripts))
     try:
-        from dispatch_kit.render import render_clause  # type: ignore[import-not-found]
+        from dispatch_kit.render.templates import render_clause  # type: ignore[import-not-found]
 
         text = render_clause("stream-safety")
     except Exception:  # any failure means "not available yet"

@@ -435,7 +435,7 @@ def test_bad_input_exits_2(cli, tmp_path):
 
 def test_check_plan_library_call_matches_the_contract(tmp_path):
     """The runner and the retry renderer call check_plan directly; same document as the CLI."""
-    from dispatch_kit.check import check_plan
+    from dispatch_kit.check.criteria import check_plan
     from dispatch_kit.plan.load import load_plan
 
     plan_path = make_plan(tmp_path, MIXED)

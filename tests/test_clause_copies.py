@@ -13,7 +13,7 @@ import re
 import pytest
 from conftest import ROOT
 
-from dispatch_kit.render import render_clause
+from dispatch_kit.render.templates import render_clause
 
 BLOCK = re.compile(r"^[ \t>]*Stream-safety:\n(?:[ \t>]*\d\. .*\n?){1,5}", re.MULTILINE)
 COPIES = sorted(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatch_kit.check import _structured
+from dispatch_kit.check.criteria import _structured
 from dispatch_kit.plan.model import Criterion
 
 CONTENT = (

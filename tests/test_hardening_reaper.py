@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_runner import gone, small_plan, wait_for
 
-from dispatch_kit import procs
+from dispatch_kit.procs import groups as procs
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the subreaper is Linux only (documented)")

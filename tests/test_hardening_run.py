@@ -79,7 +79,7 @@ def test_a_folder_swapped_for_a_symlink_is_refused_when_its_task_starts(tmp_path
 
 
 def test_check_refuses_a_task_folder_swapped_after_the_plan_was_loaded(tmp_path):
-    from dispatch_kit.check import check_plan
+    from dispatch_kit.check.criteria import check_plan
     from dispatch_kit.plan.load import load_plan
 
     outside = tmp_path / "outside"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatch_kit.render import render_clause
+from dispatch_kit.render.templates import render_clause
 
 BLOCK = render_clause("stream-safety")
 

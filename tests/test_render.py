@@ -422,7 +422,7 @@ def stream_safety_rules(text: str) -> list[str] | None:
 
 
 def test_stream_safety_block_is_where_the_contract_puts_it(rendered):
-    from dispatch_kit.render import render_clause
+    from dispatch_kit.render.templates import render_clause
 
     block = render_clause("stream-safety")
     for name in STREAM_SAFE:
@@ -438,7 +438,7 @@ def test_stream_safety_block_is_where_the_contract_puts_it(rendered):
 
 
 def test_render_clause_is_the_block_and_ends_in_one_newline():
-    from dispatch_kit.render import render_clause
+    from dispatch_kit.render.templates import render_clause
 
     block = render_clause("stream-safety")
     assert block.startswith("Stream-safety:\n1. ")
@@ -448,7 +448,7 @@ def test_render_clause_is_the_block_and_ends_in_one_newline():
 
 def test_render_clause_refuses_unknown_and_argument_taking_clauses():
     from dispatch_kit.errors import InputError
-    from dispatch_kit.render import render_clause
+    from dispatch_kit.render.templates import render_clause
 
     known = "known clauses: dispatch-line, exit-criteria, stream-safety, worker-rules"
     with pytest.raises(InputError, match=known):
@@ -526,7 +526,7 @@ def test_template_declares_its_kind_in_the_first_lines(path):
 def test_every_variable_a_template_uses_is_documented_at_its_top(path):
     from jinja2 import meta
 
-    from dispatch_kit.render import environment
+    from dispatch_kit.render.templates import environment
 
     source = path.read_text()
     used = meta.find_undeclared_variables(environment().parse(source))
@@ -599,7 +599,7 @@ def test_durations_read_as_words_in_prompts_and_line_up_in_terminals(seconds, pr
     """Prompts and reports say "2 min 5 s" (an agent reads them); progress lines and
     ``ledger status`` say "2m 05s" (columns line up). Both come from dispatch_kit.durations."""
     from dispatch_kit.durations import format_duration, prose_duration
-    from dispatch_kit.render import environment
+    from dispatch_kit.render.templates import environment
 
     assert prose_duration(seconds) == prose
     assert format_duration(seconds) == compact
@@ -609,7 +609,7 @@ def test_durations_read_as_words_in_prompts_and_line_up_in_terminals(seconds, pr
 def test_the_runners_fallback_addendum_numbers_attempts_as_the_ledger(monkeypatch, tmp_path):
     """When the retry template cannot render, the runner's plain addendum still says
     "attempt N/M" with M = 1 + max_retries, as the ledger and the template do."""
-    import dispatch_kit.render
+    import dispatch_kit.render.templates
     from dispatch_kit.errors import InputError
     from dispatch_kit.ledger.rows import TaskRow
     from dispatch_kit.plan.load import load_plan
@@ -618,7 +618,7 @@ def test_the_runners_fallback_addendum_numbers_attempts_as_the_ledger(monkeypatc
     def unrenderable(*args, **kwargs):
         raise InputError("the check entry is unreadable")
 
-    monkeypatch.setattr(dispatch_kit.render, "retry_vars", unrenderable)
+    monkeypatch.setattr(dispatch_kit.render.templates, "retry_vars", unrenderable)
     plan = load_plan(str(ROOT / PLAN))
     task = plan.task("tests")
     row = TaskRow(id="tests", seq=2, title=task.title, type=task.type, cwd=task.cwd,

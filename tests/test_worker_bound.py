@@ -2,7 +2,7 @@
 
 On a shared ledger another host judges a claim by its lease alone (a pid there proves
 nothing). So a runner killed with -9 must not leave a worker that outlives the lease: its
-watchdog (dispatch_kit.watchdog) kills the worker's process group at the time limit plus a
+watchdog (dispatch_kit.procs.watchdog) kills the worker's process group at the time limit plus a
 few seconds, before the lease (time limit + 2 minutes) runs out. Here a runner whose worker
 would live for ten minutes is killed; its claim is made to look like another host's; a
 sweep while the lease runs frees nothing; the worker's group is gone before the lease
@@ -26,7 +26,7 @@ from conftest import cli_env
 from test_runner import GUARD, small_plan, wait_for
 
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.watchdog import GRACE
+from dispatch_kit.procs.watchdog import GRACE
 
 # Attempt 1 records its process group (the gate shell is the group's leader) and would then
 # run for ten minutes, with a child in its group; attempt 2 does the task at once.
@@ -127,8 +127,8 @@ def test_a_runner_killed_with_9_leaves_no_worker_alive_past_its_lease(tmp_path, 
 
 OWNER = """
 import subprocess, sys, threading
-from dispatch_kit.procs import pid_start
-from dispatch_kit.watchdog import Watchdog
+from dispatch_kit.procs.groups import pid_start
+from dispatch_kit.procs.watchdog import Watchdog
 if sys.argv[1] == "threaded":
     threading.Thread(target=threading.Event().wait, daemon=True).start()
 w = subprocess.Popen(["sh", "-c", "sleep 600 & sleep 600"], start_new_session=True)

@@ -155,7 +155,7 @@ def _finish(args: argparse.Namespace) -> int:
     import time
 
     from dispatch_kit import telemetry
-    from dispatch_kit.check import check_plan
+    from dispatch_kit.check.criteria import check_plan
     from dispatch_kit.cli.check import in_workspace
 
     plan, ledger, mission = _open(args)

@@ -94,9 +94,10 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from dispatch_kit import reaper, telemetry
-    from dispatch_kit.check import DEFAULT_CRITERION_TIMEOUT, check_plan, render_text
+    from dispatch_kit import telemetry
+    from dispatch_kit.check.criteria import DEFAULT_CRITERION_TIMEOUT, check_plan, render_text
     from dispatch_kit.errors import EXIT_BAD_INPUT
+    from dispatch_kit.procs import reaper
 
     plan = validated_plan(args.plan, args.max_tasks)
     if plan is None:

@@ -271,7 +271,7 @@ def _lease_and_pid(args: argparse.Namespace) -> float | None:
 
 
 def _claim(args: argparse.Namespace) -> int:
-    from dispatch_kit.procs import pid_start
+    from dispatch_kit.procs.groups import pid_start
 
     lease = _lease_and_pid(args)
     ledger, mission = _open(args)
@@ -290,7 +290,7 @@ def _claim(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from dispatch_kit.ledger import iso
-    from dispatch_kit.procs import pid_start
+    from dispatch_kit.procs.groups import pid_start
 
     lease = _lease_and_pid(args)
     ledger, mission = _open(args)
@@ -309,7 +309,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     import json
 
-    from dispatch_kit.render import load_check, select_task_check
+    from dispatch_kit.render.templates import load_check, select_task_check
 
     document = load_check(args.check)
     entry = select_task_check(document, args.id, args.check)

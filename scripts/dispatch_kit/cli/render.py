@@ -60,8 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dispatch_kit import render
     from dispatch_kit.errors import InputError
+    from dispatch_kit.render import templates as render
 
     render.template_path(args.template)  # unknown names fail before any file is read
     _check_flags(args)
@@ -115,9 +115,9 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def _plan_vars(args: argparse.Namespace) -> dict:
-    from dispatch_kit import render
     from dispatch_kit.errors import InputError
     from dispatch_kit.plan.load import load_plan
+    from dispatch_kit.render import templates as render
 
     plan = load_plan(args.plan)
     try:

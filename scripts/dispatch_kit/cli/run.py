@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                           f"{item['max_attempts']} pid {item['pid']} lease until "
                           f"{item['lease_expires']} log {item['log']}")
                 return 0
-            from dispatch_kit import reaper
+            from dispatch_kit.procs import reaper
 
             # What a worker or criterion starts in a new session comes back here, then dies.
             reaper.become_subreaper()

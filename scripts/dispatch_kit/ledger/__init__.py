@@ -60,7 +60,7 @@ from dispatch_kit.ledger.schema import IN_FLIGHT, SCHEMA_VERSION, STATES, TERMIN
 from dispatch_kit.ledger.status import Reports
 from dispatch_kit.ledger.sweep import Sweeper
 from dispatch_kit.ledger.verdicts import ERROR_LIMIT, Verdicts, summarize_check
-from dispatch_kit.procs import kill_group
+from dispatch_kit.procs.groups import kill_group
 
 __all__ = [
     "DEFAULT_DB",

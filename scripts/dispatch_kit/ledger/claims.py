@@ -15,7 +15,7 @@ from dispatch_kit.ledger.connection import Db
 from dispatch_kit.ledger.queries import TASK_COLS, Queries
 from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, TaskRow, Worker, iso
 from dispatch_kit.ledger.schema import IN_FLIGHT
-from dispatch_kit.procs import hostname
+from dispatch_kit.procs.groups import hostname
 
 
 class Claims:

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dispatch_kit.errors import InputError
-from dispatch_kit.procs import hostname
+from dispatch_kit.procs.groups import hostname
 
 PREFIX = "refs/dispatch/claims/"
 SEEN = "refs/dispatch-seen/"  # where a throwaway repo keeps fetched claims

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from dispatch_kit.procs import hostname, pid_alive
+from dispatch_kit.procs.groups import hostname, pid_alive
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ class Sweeper:
 
     Given the parts it settles claims through (``claims`` releases one never dispatched,
     ``verdicts`` records one that was) and ``stop_group``, the process policy that stops
-    a stale worker's process group (the ledger passes :func:`dispatch_kit.procs.kill_group`),
+    a stale worker's process group (the ledger passes :func:`dispatch_kit.procs.groups.kill_group`),
     so the ledger's storage code does not decide how processes are stopped.
     """
 
@@ -37,7 +37,7 @@ class Sweeper:
 
         A lease past its expiry, or a claim held longer than ``stale``, is stale
         whoever holds it: a runner's or supervisor's watchdog has stopped the worker's
-        process group by then, even on another host (:mod:`dispatch_kit.watchdog`).
+        process group by then, even on another host (:mod:`dispatch_kit.procs.watchdog`).
         Otherwise a holder still alive on this host is trusted to settle its own
         claim; without one, a worker pid that is gone (or a holder that died before
         starting the worker) makes the claim stale.

@@ -84,7 +84,7 @@ def report_vars(status: dict) -> dict:
 
 def status_markdown(status: dict) -> str:
     """The Markdown completion report through the pack's ``report`` template."""
-    from dispatch_kit.render import render_template
+    from dispatch_kit.render.templates import render_template
 
     return render_template("report", report_vars(status))
 

@@ -13,7 +13,7 @@ from dispatch_kit.ledger.connection import Db, append_event
 from dispatch_kit.ledger.queries import Queries
 from dispatch_kit.ledger.rows import RecordResult, first_line
 from dispatch_kit.ledger.schema import TERMINAL
-from dispatch_kit.procs import hostname
+from dispatch_kit.procs.groups import hostname
 
 ERROR_LIMIT = 4000
 

@@ -18,9 +18,10 @@ FIXABLE_FILE_KINDS = ("prompt",)  # templates import the clause instead of pasti
 
 def canonical_block() -> str:
     try:
-        from dispatch_kit.render import render_clause
+        from dispatch_kit.render.templates import render_clause
     except ImportError:
-        raise InputError("--fix needs dispatch_kit.render (the shared clause templates)") from None
+        raise InputError("--fix needs dispatch_kit.render.templates (the shared clause "
+                         "templates)") from None
     return render_clause("stream-safety")
 
 

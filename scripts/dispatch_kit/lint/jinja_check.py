@@ -81,7 +81,7 @@ def _environment(search: tuple[str, ...]) -> Any:
         autoescape=False,
     )
     try:  # the renderer's own filters (code, fence, duration...), so templates see the same names
-        from dispatch_kit.render import environment
+        from dispatch_kit.render.templates import environment
 
         pack = environment()
         env.filters.update(pack.filters)

@@ -155,7 +155,7 @@ class Task:
     max_retries: int = DEFAULT_MAX_RETRIES
     line: int | None = None
     # The plan's ``defaults.env`` overlaid with the task's own ``env``: (name, value or None
-    # to remove), for the task's criteria and its worker (see dispatch_kit.childenv).
+    # to remove), for the task's criteria and its worker (see dispatch_kit.check.env).
     env: tuple[tuple[str, str | None], ...] = ()
     # ``x-*`` fields the plan author added for their own tools; carried, never interpreted.
     extra: dict = field(default_factory=dict, compare=False)

@@ -34,7 +34,7 @@ def detached_alive(claim: ClaimRow) -> bool:
     Judged by the worker, never by the supervisor the ledger recorded (the
     supervisor may have been killed with -9 while its worker runs on).
     """
-    from dispatch_kit.procs import lock_held
+    from dispatch_kit.procs.groups import lock_held
 
     return bool(claim.log_path) and lock_held(lock_file_for(claim.log_path or ""))
 
@@ -51,7 +51,7 @@ def stop_detached(claim: ClaimRow) -> bool:
     import signal
     import time
 
-    from dispatch_kit.procs import holders, kill_group, lock_held, pid_alive
+    from dispatch_kit.procs.groups import holders, kill_group, lock_held, pid_alive
 
     lock = lock_file_for(claim.log_path or "")
     worker = read_exit_file(worker_file_for(claim.log_path or "")) or {}
@@ -158,7 +158,7 @@ class Collector:
         return found
 
     def check(self, task_id: str) -> dict:
-        from dispatch_kit.check import check_plan
+        from dispatch_kit.check.criteria import check_plan
 
         plan = self.plan()
         if plan is None:

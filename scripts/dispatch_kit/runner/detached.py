@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import TaskRow, Worker, iso
-from dispatch_kit.procs import pid_start
+from dispatch_kit.procs.groups import pid_start
 from dispatch_kit.runner.files import exit_file_for, lock_file_for, worker_file_for
 from dispatch_kit.runner.prepare import Preparer
 from dispatch_kit.runner.recovery import Recovery
@@ -23,12 +23,12 @@ from dispatch_kit.runner.state import RunState
 # Run by ``python -I -c``: argv[1] is the folder holding the dispatch_kit package.
 SUPERVISOR_BOOT = (
     "import sys;sys.path.insert(0,sys.argv.pop(1));"
-    "from dispatch_kit.supervise import main;sys.exit(main(sys.argv[1:]))"
+    "from dispatch_kit.procs.supervise import main;sys.exit(main(sys.argv[1:]))"
 )
 
 
 class Detacher:
-    """Claim up to ``max_dispatch`` tasks and hand each worker to ``dispatch_kit.supervise``.
+    """Claim up to ``max_dispatch`` tasks and hand each worker to ``dispatch_kit.procs.supervise``.
 
     Lays attempts out with ``preparer`` and claims them with ``starter`` as a foreground
     run does; ``recovery`` collects finished detached work first.

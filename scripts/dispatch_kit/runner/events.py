@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import selectors
 
-from dispatch_kit.procs import pump
+from dispatch_kit.procs.groups import pump
 from dispatch_kit.runner.state import Running
 
 

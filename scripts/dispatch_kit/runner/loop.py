@@ -12,7 +12,8 @@ import time
 from dispatch_kit import telemetry
 from dispatch_kit.ledger import Ledger
 from dispatch_kit.plan.model import Plan
-from dispatch_kit.procs import hostname, kill_group, pid_start
+from dispatch_kit.procs.groups import hostname, kill_group, pid_start
+from dispatch_kit.procs.watchdog import Watchdog
 from dispatch_kit.runner.collect import Collector, ResolvedPlan
 from dispatch_kit.runner.detached import Detacher
 from dispatch_kit.runner.events import Events
@@ -25,7 +26,6 @@ from dispatch_kit.runner.recovery import Recovery
 from dispatch_kit.runner.start import Starter
 from dispatch_kit.runner.state import RunState
 from dispatch_kit.runner.watch import Watcher
-from dispatch_kit.watchdog import Watchdog
 
 
 class Runner:
@@ -51,7 +51,7 @@ class Runner:
             progress=progress or Progress(), holder=holder, me_start=pid_start(os.getpid()),
             collector=collector,
             # Kills each worker at its time limit even if this runner is killed with -9, so
-            # nothing of an attempt outlives its lease (dispatch_kit.watchdog).
+            # nothing of an attempt outlives its lease (dispatch_kit.procs.watchdog).
             watchdog=Watchdog(), trace=trace,
             tasks={task.id: task for task in plan.tasks},
             task_dirs={task.id: plan.task_dir(task) for task in plan.tasks},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dispatch_kit.confine import Escape, task_folder
+from dispatch_kit.check.confine import Escape, task_folder
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import TaskRow
 from dispatch_kit.runner.events import Events
@@ -39,7 +39,7 @@ class Preparer:
         state = self.state
         task = state.tasks[row.id]
         # Resolved now, not when the run began: an earlier worker may have swapped a folder
-        # for a symlink out of the workspace (dispatch_kit.confine).
+        # for a symlink out of the workspace (dispatch_kit.check.confine).
         try:
             cwd = task_folder(state.plan.workspace, task.cwd)
             cwd.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import os
 import shlex
 from pathlib import Path
 
-from dispatch_kit.childenv import EnvOverrides, apply, filled
+from dispatch_kit.check.env import EnvOverrides, apply, filled
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import TaskRow
 from dispatch_kit.plan.model import Plan, Task
@@ -23,7 +23,7 @@ def build_prompt(plan: Plan, row: TaskRow, task: Task | None = None,
     Paths in the prompt are shown relative to ``base``, the task's own folder,
     because that is where the worker starts.
     """
-    from dispatch_kit.render import render_template, retry_vars, worker_vars
+    from dispatch_kit.render.templates import render_template, retry_vars, worker_vars
 
     task = task or plan.task(row.id)
     base = base or plan.task_dir(task)
@@ -66,7 +66,7 @@ def mission_env(plan: Plan, mission: str) -> dict[str, str]:
     """The environment every worker of this mission shares (computed once per run).
 
     The caller's, with the gaps a cron job leaves (no locale, no HOME) filled the
-    way the checker fills them for criteria (:func:`dispatch_kit.childenv.filled`).
+    way the checker fills them for criteria (:func:`dispatch_kit.check.env.filled`).
     Not the checker's bytecode guard: see that module for why.
     """
     env = filled()

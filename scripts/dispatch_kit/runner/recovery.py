@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 from dispatch_kit.ledger import ClaimRow
-from dispatch_kit.procs import BoundedLog
+from dispatch_kit.procs.groups import BoundedLog
+from dispatch_kit.procs.watchdog import GRACE
 from dispatch_kit.runner.collect import detached_alive, detached_overdue
 from dispatch_kit.runner.events import Events
 from dispatch_kit.runner.files import pipe_path
 from dispatch_kit.runner.options import LEASE_MARGIN, RECOVER_EVERY
 from dispatch_kit.runner.progress import emit_record
 from dispatch_kit.runner.state import Running, RunState
-from dispatch_kit.watchdog import GRACE
 
 
 class Recovery:

@@ -15,7 +15,7 @@ from dispatch_kit.plan.model import Plan
 def open_mission(plan: Plan, *, db: str | None, mission: str | None, max_tasks: int,
                  force: bool = False, reset: bool = False) -> tuple[Ledger, str]:
     """Open (creating if needed) the plan's ledger and load the plan into it."""
-    from dispatch_kit.confine import safe_name
+    from dispatch_kit.check.confine import safe_name
     from dispatch_kit.ledger import default_db_for
     from dispatch_kit.ledger.location import as_target
 

@@ -12,14 +12,14 @@ import time
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger import ClaimResult, TaskRow, Worker
-from dispatch_kit.procs import BoundedLog, pid_start
+from dispatch_kit.procs.groups import BoundedLog, pid_start
+from dispatch_kit.procs.watchdog import GRACE
 from dispatch_kit.runner.collect import failing_entry
 from dispatch_kit.runner.events import Events
 from dispatch_kit.runner.files import pipe_path
 from dispatch_kit.runner.prepare import Preparer
 from dispatch_kit.runner.progress import emit_record
 from dispatch_kit.runner.state import Running, RunState
-from dispatch_kit.watchdog import GRACE
 
 # Run by /bin/sh as the worker's process-group leader: wait for the runner's go
 # (EOF instead means the runner died before recording this worker: do nothing),
@@ -86,7 +86,7 @@ class Starter:
         pipe by name and carries on logging.
 
         Surviving the runner is bounded: before the gate opens, the runner's
-        watchdog (:mod:`dispatch_kit.watchdog`) is told to kill the worker's
+        watchdog (:mod:`dispatch_kit.procs.watchdog`) is told to kill the worker's
         process group at its time limit plus a few seconds, which it does even
         if this runner was killed with -9. The claim's lease (time limit plus two
         minutes, renewed while the runner lives) therefore never runs out while
@@ -151,7 +151,8 @@ class Starter:
         self.events.watch_output(running)
         self.events.watch_exit(running)
         # Bounded before it may run: were this runner killed with -9 now, the watchdog still
-        # stops the worker by its time limit, before its lease runs out (dispatch_kit.watchdog).
+        # stops the worker by its time limit, before its lease runs out
+        # (dispatch_kit.procs.watchdog).
         state.watchdog.watch(proc.pid, worker.pid_start, timeout + GRACE)
         # Open the gate only now: a Ctrl-C at any earlier moment finds the worker in
         # state.running, so it is stopped and its claim given back, never left working.

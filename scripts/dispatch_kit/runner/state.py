@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING
 
 from dispatch_kit.ledger import Ledger
 from dispatch_kit.plan.model import Plan, Task
-from dispatch_kit.procs import BoundedLog
+from dispatch_kit.procs.groups import BoundedLog
+from dispatch_kit.procs.watchdog import GRACE
 from dispatch_kit.runner.collect import Collector
 from dispatch_kit.runner.options import LEASE_MARGIN, RunOptions
 from dispatch_kit.runner.progress import Progress
-from dispatch_kit.watchdog import GRACE
 
 if TYPE_CHECKING:
+    from dispatch_kit.procs.watchdog import Watchdog
     from dispatch_kit.telemetry.mission import MissionTrace
-    from dispatch_kit.watchdog import Watchdog
 
 
 @dataclass

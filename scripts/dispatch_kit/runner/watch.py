@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from dispatch_kit.durations import format_duration
-from dispatch_kit.procs import kill_group, pid_alive
+from dispatch_kit.procs.groups import kill_group, pid_alive
 from dispatch_kit.runner.collect import failing_entry, worker_note
 from dispatch_kit.runner.events import Events
 from dispatch_kit.runner.files import exit_file_for, read_exit_file

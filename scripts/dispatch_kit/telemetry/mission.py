@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, MutableMapping
 
 from dispatch_kit.ledger import Ledger
-from dispatch_kit.procs import pid_alive, pid_start
+from dispatch_kit.procs.groups import pid_alive, pid_start
 from dispatch_kit.telemetry import spans, store
 from dispatch_kit.telemetry.context import SpanRef, new_span_id, new_trace_id, parse_traceparent
 from dispatch_kit.telemetry.setup import flush as flush_exporters

@@ -19,8 +19,8 @@ runs in a child Python under the criterion's time limit like any command:
 Python's regex engine backtracks, and ``^(a+)+$`` on forty ``a`` and a ``!``
 would otherwise hold the checker for minutes with no way to stop it. The task's
 folder and every structured check's file are resolved when the criterion runs
-and refused when they leave the workspace (:mod:`dispatch_kit.confine`).
-Commands get a defined environment (:mod:`dispatch_kit.childenv`): a UTF-8
+and refused when they leave the workspace (:mod:`dispatch_kit.check.confine`).
+Commands get a defined environment (:mod:`dispatch_kit.check.env`): a UTF-8
 locale and HOME where the caller had none, and a fresh empty Python bytecode
 folder per run, so a stale ``__pycache__`` cannot fail a correct task; the
 plan's ``env`` mappings (defaults, task, ``run`` criterion) are applied last.
@@ -38,11 +38,11 @@ from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from dispatch_kit.childenv import NoPrivateFolder, criterion_env
-from dispatch_kit.confine import Escape, inside, task_folder
+from dispatch_kit.check.confine import Escape, inside, task_folder
+from dispatch_kit.check.env import NoPrivateFolder, criterion_env
 from dispatch_kit.errors import InputError
 from dispatch_kit.plan.model import Criterion, Plan, Task
-from dispatch_kit.procrun import Outcome, ProcessGroups, run
+from dispatch_kit.procs.run import Outcome, ProcessGroups, run
 
 DEFAULT_CRITERION_TIMEOUT = 60.0
 TAIL_BYTES = 4096

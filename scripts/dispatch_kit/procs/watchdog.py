@@ -27,12 +27,12 @@ What this guarantees (Linux and other Unixes; stdlib only):
   rest of its process group is killed at once, as the owner would have done.
 
 What it cannot guarantee: processes that left the worker's process group (``setsid``) are
-killed only by a live runner or supervisor (:mod:`dispatch_kit.reaper`); a watchdog
+killed only by a live runner or supervisor (:mod:`dispatch_kit.procs.reaper`); a watchdog
 itself killed with -9 (a kill of every process of the machine or of the user) guards
 nothing; a host frozen for longer than ``LEASE_MARGIN - GRACE`` (about two minutes) can
 wake with its worker still running after the lease expired.
 
-A pid is only trusted with its start time (:func:`dispatch_kit.procs.pid_start`): a leader
+A pid is only trusted with its start time (:func:`dispatch_kit.procs.groups.pid_start`): a leader
 whose number was reused is never signalled, and a group whose leader is gone is signalled
 only while it still has members (the kernel does not reuse a number that is still some
 group's id).
@@ -52,7 +52,7 @@ GRACE = 5.0  # after the time limit: a live owner's own timeout handling comes f
 
 # Run by ``python -I -c``: argv[1] is the folder holding the dispatch_kit package.
 BOOT = ("import sys;sys.path.insert(0,sys.argv.pop(1));"
-        "from dispatch_kit.watchdog import main;sys.exit(main())")
+        "from dispatch_kit.procs.watchdog import main;sys.exit(main())")
 
 
 def clock() -> float:
@@ -90,7 +90,7 @@ class Watchdog:
                 self.failed = True  # no watchdog: the owner's own deadline still holds
                 return False
             os.set_inheritable(self._fd, False)
-            from dispatch_kit import reaper
+            from dispatch_kit.procs import reaper
 
             reaper.spare(self.pid)  # it must outlive a run that ends killing its orphans
         return self._fd is not None
@@ -105,7 +105,7 @@ class Watchdog:
             self.failed = True
 
     def _fork(self) -> None:
-        from dispatch_kit import procs  # noqa: F401 - imported here: the child imports nothing
+        from dispatch_kit.procs import groups as procs  # noqa: F401 - imported here: the child imports nothing
 
         read_fd, write_fd = os.pipe()
         try:
@@ -133,7 +133,7 @@ class Watchdog:
         read_fd, write_fd = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", BOOT, str(Path(__file__).resolve().parents[1])],
+                [sys.executable, "-I", "-c", BOOT, str(Path(__file__).resolve().parents[2])],
                 stdin=read_fd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, close_fds=True,
             )
@@ -184,7 +184,7 @@ class Watchdog:
 
 def _kill(pid: int, start: str | None, *, grace: float) -> None:
     """Stop the group ``pid`` led, if it is still that group (see the module's docstring)."""
-    from dispatch_kit.procs import _group_has_live_members, kill_group, pid_start
+    from dispatch_kit.procs.groups import _group_has_live_members, kill_group, pid_start
 
     now_start = pid_start(pid)
     if now_start is not None and start is not None and now_start != start:
@@ -197,7 +197,7 @@ def _kill(pid: int, start: str | None, *, grace: float) -> None:
 def serve(fd: int) -> None:
     """Read ``watch``/``drop`` lines from ``fd``; kill groups at their deadlines; return
     once the pipe is closed and nothing is watched."""
-    from dispatch_kit.procs import pid_alive
+    from dispatch_kit.procs.groups import pid_alive
 
     watched: dict[int, tuple[str | None, float]] = {}
     buffer = b""

@@ -294,14 +294,14 @@ def _shown(path: Path | str, base: Path | str, *, real_base: str | None = None) 
     a runner's work per task. Resolved paths are compared as strings: both are absolute
     and normalised, so a prefix ending at a separator is exactly ``relative_to``.
     """
-    from dispatch_kit.confine import realpath
+    from dispatch_kit.check.confine import realpath
 
     return _relative(realpath(path), realpath(base) if real_base is None else real_base)
 
 
 def _relative(real: str, root: str) -> str:
     """The resolved path ``real`` relative to the resolved folder ``root`` if inside it."""
-    from dispatch_kit.confine import within
+    from dispatch_kit.check.confine import within
 
     if real == root:
         return "."
@@ -340,7 +340,7 @@ def worker_vars(
     worker can paste either as written. ``attempt`` is the ledger's attempt
     number the dispatch line carries.
     """
-    from dispatch_kit.confine import realpath
+    from dispatch_kit.check.confine import realpath
 
     base = Path.cwd() if base is None else base
     # Each path resolved once, as strings (what plan.task_dir and Path.resolve give).

@@ -6,19 +6,19 @@ This small process (started in its own session, one per worker) does both and
 then writes ``{"exit_code", "timed_out", "duration"}`` next to the log, which
 is what a later ``run`` or ``ledger sweep`` reads when it collects the result.
 
-Run as ``python -m dispatch_kit.supervise --timeout S --log F --exit-file F -- CMD...``;
-it imports only the standard library, :mod:`dispatch_kit.procs` and
-:mod:`dispatch_kit.reaper` (on Linux it adopts the worker's orphans and kills
+Run as ``python -m dispatch_kit.procs.supervise --timeout S --log F --exit-file F -- CMD...``;
+it imports only the standard library, :mod:`dispatch_kit.procs.groups` and
+:mod:`dispatch_kit.procs.reaper` (on Linux it adopts the worker's orphans and kills
 them when the worker ends).
 
 With ``--lock F`` it holds ``F`` locked (flock) and hands the locked descriptor
 to the worker, and records the worker's pid in ``--worker-file``: a supervisor
 killed with -9 leaves the lock held by its worker, so a later run sees that the
 attempt may still be alive and never starts the next one beside it
-(:func:`dispatch_kit.procs.lock_held`). A watchdog (:mod:`dispatch_kit.watchdog`) kills the
-worker's process group at the time limit plus a few seconds even then, so a worker never
-outlives the lease its claim was given (time limit + 2 minutes) and another host's retry
-never overlaps it.
+(:func:`dispatch_kit.procs.groups.lock_held`). A watchdog
+(:mod:`dispatch_kit.procs.watchdog`) kills the worker's process group at the time limit
+plus a few seconds even then, so a worker never outlives the lease its claim was given
+(time limit + 2 minutes) and another host's retry never overlaps it.
 
 The worker inherits this process's environment unchanged: ``run --detach``
 starts the supervisor with ``python -I`` and puts the package on ``sys.path``
@@ -37,11 +37,11 @@ import sys
 import time
 from pathlib import Path
 
-from dispatch_kit.procs import BoundedLog, kill_group, pid_start, pump
+from dispatch_kit.procs.groups import BoundedLog, kill_group, pid_start, pump
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dispatch_kit.supervise")
+    parser = argparse.ArgumentParser(prog="dispatch_kit.procs.supervise")
     parser.add_argument("--timeout", type=float, required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--log-limit", type=int, default=1 << 20)
@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.gate and not sys.stdin.buffer.readline().endswith(b"\n"):
         return 97
     started = time.time()
-    from dispatch_kit import reaper
+    from dispatch_kit.procs import reaper
 
     reaper.become_subreaper()  # the worker's setsid'd descendants come back here, then die
     lock_fd = _take_lock(args.lock) if args.lock else None
     log = BoundedLog(Path(args.log), args.log_limit)
-    from dispatch_kit.watchdog import GRACE, Watchdog
+    from dispatch_kit.procs.watchdog import GRACE, Watchdog
 
     watchdog = Watchdog()  # bounds the worker even if this supervisor is killed with -9
     watchdog.start()
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         os.killpg(proc.pid, signal.SIGKILL)  # anything it left running in its group
     except (ProcessLookupError, PermissionError):
         pass
-    reaper.kill_orphans()  # and anything that left the group (Linux; see dispatch_kit.reaper)
+    reaper.kill_orphans()  # and anything that left the group (Linux; see dispatch_kit.procs.reaper)
     watchdog.drop(proc.pid)
     watchdog.close()
     if open_pipe:
