@@ -62,12 +62,11 @@ def test_a_newer_ledger_is_refused_and_an_older_one_is_migrated(old_ledger, monk
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
-    from dispatch_kit.ledger.backends import sqlite as sqlite_backend
-
-    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS",
-                        {1: ("ALTER TABLE tasks ADD COLUMN note TEXT",)})
     assert ledger_schema.MIGRATIONS == {}  # today's code needs none
+    # The one migration path both backends take (schema.needs_migration and migrate).
+    monkeypatch.setattr(ledger_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(ledger_schema, "MIGRATIONS",
+                        {1: ("ALTER TABLE tasks ADD COLUMN note TEXT",)})
     with Ledger.open(old_ledger) as ledger:
         version = ledger.conn.execute("SELECT value FROM meta").fetchone()[0]
         columns = [r[1] for r in ledger.conn.execute("PRAGMA table_info(tasks)")]

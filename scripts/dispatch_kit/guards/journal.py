@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover
     import sqlite3
 
 from dispatch_kit.guards import locate
+from dispatch_kit.guards.store import Tx
 
 NAME = locate.JOURNAL
 BUSY_TIMEOUT_S = 10.0
@@ -205,30 +206,22 @@ def record_dispatch(path: str, ledger: str, d, *, refuse: bool, record: bool,
     :class:`dispatch_kit.guards.store.Dispatch`."""
     conn = connect(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Tx(conn):
             if d.tool_use_id and conn.execute(
                 "SELECT 1 FROM journal WHERE kind = 'requested' AND session_id IS ? "
                 "AND tool_use_id = ?", (d.session, d.tool_use_id),
             ).fetchone():
-                conn.execute("COMMIT")
                 return "recorded", "already recorded"
             if refuse:
                 found = live(conn, now, ledger=ledger, mission=d.mission, task=d.task)
                 if found:
-                    conn.execute("COMMIT")
                     return "refused", found[0]
             if not record:
-                conn.execute("COMMIT")
                 return "skipped", "recording is off"
             append(conn, "requested", ledger, now, mission=d.mission, task=d.task,
                    attempt=d.attempt, session_id=d.session, tool_use_id=d.tool_use_id,
                    prompt_hash=d.prompt_hash, name=d.name, agent_type=d.agent_type,
                    live_until=now + DEFAULT_LEASE_S)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
     return "recorded", None
@@ -241,8 +234,7 @@ def attach(path: str, ledger: str, *, session: str | None, tool_use_id: str | No
     request; False when the journal has no such request."""
     conn = connect(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Tx(conn):
             row = request_of(conn, session, tool_use_id, prompt_hash)
             done = row is not None and (failed is not None or agent_id is not None)
             if done and conn.execute(
@@ -260,10 +252,6 @@ def attach(path: str, ledger: str, *, session: str | None, tool_use_id: str | No
                 else:
                     append(conn, "launched", row["ledger"], now, agent_id=agent_id,
                            output_file=output_file, status=status, **fields)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
     return done
@@ -275,8 +263,7 @@ def stopped(path: str, *, agent_id: str, session: str | None, agent_type: str | 
     be (a foreground agent stops before its PostToolUse); False for any other agent."""
     conn = connect(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with Tx(conn):
             ours = conn.execute(
                 "SELECT ledger, mission, task, attempt FROM journal WHERE kind = 'launched' "
                 "AND agent_id = ? ORDER BY seq DESC LIMIT 1", (agent_id,),
@@ -293,10 +280,6 @@ def stopped(path: str, *, agent_id: str, session: str | None, agent_type: str | 
                 append(conn, "stopped", ours["ledger"], now, mission=ours["mission"],
                        task=ours["task"], attempt=ours["attempt"], session_id=session,
                        agent_id=agent_id, agent_type=agent_type, transcript_path=transcript)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
     return ours is not None

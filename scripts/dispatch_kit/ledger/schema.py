@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from typing import Any
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.guards.tables import AGENTS_SCHEMA
@@ -176,3 +177,23 @@ def schema_version_of(value: object, where: str) -> int:
         raise InputError(f"not a dispatch-kit ledger (schema_version {shown!r} in its meta "
                          "table is not a version number)", path=where)
     return int(text)
+
+
+def needs_migration(version: int, where: str) -> bool:
+    """Whether a ledger at ``version`` must be migrated before use; InputError when this
+    dispatch-kit cannot read it (newer than it knows, or no migration path from it)."""
+    if version == SCHEMA_VERSION:
+        return False
+    if version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+        return True
+    raise InputError(f"ledger schema version {version} is not {SCHEMA_VERSION}; "
+                     "this dispatch-kit cannot read it", path=where)
+
+
+def migrate(db: Any, current: int) -> None:
+    """Apply the migration steps from ``current`` on ``db`` (inside the caller's
+    transaction, with whatever lock its engine needs) and record the new version."""
+    for step in range(current, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            db.execute(statement)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))

@@ -25,8 +25,9 @@ import psycopg
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.backends import redact
 from dispatch_kit.ledger.schema import (
-    MIGRATIONS,
     SCHEMA_VERSION,
+    migrate,
+    needs_migration,
     portable_tables,
     schema_version_of,
 )
@@ -242,24 +243,13 @@ class PostgresStore:
             raise InputError("not a dispatch-kit ledger (no schema_version in its meta table)",
                              path=self.where)
         version = schema_version_of(row[0], self.where)
-        if version < SCHEMA_VERSION and all(v in MIGRATIONS for v in
-                                            range(version, SCHEMA_VERSION)):
+        if needs_migration(version, self.where):
             with self.transaction() as db:
                 db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
-                current = int(db.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-                for step in range(current, SCHEMA_VERSION):
-                    for statement in MIGRATIONS[step]:
-                        db.execute(statement)
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                           (str(SCHEMA_VERSION),))
-            return
-        if version != SCHEMA_VERSION:
-            raise InputError(
-                f"ledger schema version {version} is not {SCHEMA_VERSION}; "
-                "this dispatch-kit cannot read it",
-                path=self.where,
-            )
+                current = schema_version_of(db.execute(  # another process may have migrated
+                    "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0],
+                    self.where)
+                migrate(db, current)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -19,9 +19,10 @@ from pathlib import Path
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.schema import (
     CORE_TABLES,
-    MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    migrate,
+    needs_migration,
     schema_version_of,
     split_sql,
 )
@@ -167,21 +168,9 @@ class SqliteStore:
 
     def _check_schema(self) -> None:
         version = self._schema_version()
-        if version < SCHEMA_VERSION and all(v in MIGRATIONS for v in
-                                            range(version, SCHEMA_VERSION)):
+        if needs_migration(version, self.where):
             with self.transaction() as db:
-                for step in range(version, SCHEMA_VERSION):
-                    for statement in MIGRATIONS[step]:
-                        db.execute(statement)
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                           (str(SCHEMA_VERSION),))
-            return
-        if version != SCHEMA_VERSION:
-            raise InputError(
-                f"ledger schema version {version} is not {SCHEMA_VERSION}; "
-                "this dispatch-kit cannot read it",
-                path=self.where,
-            )
+                migrate(db, version)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
