@@ -118,3 +118,9 @@ def write_output(path: str, text: str) -> None:
         raise InputError("a file stands where a folder of this path should be", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", path=path) from None
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    """A command group called without its subcommand: its help on stderr, exit 2 (bad input)."""
+    parser.print_help(sys.stderr)
+    return 2

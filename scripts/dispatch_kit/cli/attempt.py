@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 
+from dispatch_kit.cli._common import usage
 from dispatch_kit.cli.check import add_workspace
 
 DEFAULT_HOLDER = "workflow:workspace-dispatch"
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "one JSON object.",
     )
     sub = parser.add_subparsers(dest="attempt_command", metavar="ACTION")
-    parser.set_defaults(func=lambda args: _usage(parser))
+    parser.set_defaults(func=lambda args: usage(parser))
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("plan", metavar="PLAN", help="the plan, loaded with `ledger init`")
@@ -77,11 +78,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--note", help="how the worker ended, kept with a failed attempt")
     add_workspace(p)
     p.set_defaults(func=_finish)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _emit(document: dict) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dispatch_kit.cli._common import add_format
+from dispatch_kit.cli._common import add_format, usage
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ledger",
-        help="mission state in SQLite: init, next, claim, dispatch, record, sweep, status",
+        help="mission state in SQLite or PostgreSQL: init, claim, record, sweep, status, events",
         description="Track a mission's tasks in a ledger (SQLite, WAL) so no orchestrator keeps "
         "dispatch state only in memory. The ledger is --db, else $DISPATCH_KIT_LEDGER, else "
         ".dispatch/ledger.db under the plan's workspace (for init) or in the current folder or "
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "PostgreSQL, shared by many machines (pip install 'dispatch-kit[postgres]').",
     )
     sub = parser.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND")
-    parser.set_defaults(func=lambda args: _usage(parser))
+    parser.set_defaults(func=lambda args: usage(parser))
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", help="ledger database file, or a postgresql:// URL")
@@ -121,11 +121,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--journal", metavar="PATH",
                    help="the journal (default: .dispatch/journal.db here or in a parent)")
     p.set_defaults(func=_import_journal)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _open(args: argparse.Namespace):

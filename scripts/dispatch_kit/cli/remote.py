@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dispatch_kit.cli._common import usage
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "for humans.",
     )
     sub = parser.add_subparsers(dest="remote_command", metavar="SUBCOMMAND")
-    parser.set_defaults(func=lambda args: _usage(parser))
+    parser.set_defaults(func=lambda args: usage(parser))
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--remote", required=True, metavar="URL",
@@ -52,11 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="the claims on the remote: item, claimer, host, age")
     common(p)
     p.set_defaults(func=_list)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _age(seconds: float) -> str:
