@@ -214,7 +214,7 @@ def test_two_importers_racing_apply_each_row_once(project, pg_url):
             for _ in range(2)]
         wait_for(lambda: pg(pg_url, "SELECT COUNT(*) FROM pg_stat_activity WHERE "
                                     "wait_event_type = 'Lock' AND query LIKE %s",
-                            "INSERT INTO journal_imports%")[0][0] == 2,
+                            "%INSERT INTO journal_imports%")[0][0] == 2,
                  "both importers to wait on the import table")
         holder.commit()  # both go at once
     applied = 0

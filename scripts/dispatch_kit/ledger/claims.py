@@ -11,8 +11,13 @@ from dataclasses import replace
 from typing import Any
 
 from dispatch_kit.errors import InputError
-from dispatch_kit.ledger.connection import Db
-from dispatch_kit.ledger.queries import TASK_COLS, Queries
+from dispatch_kit.ledger.connection import Db, together
+from dispatch_kit.ledger.queries import (
+    BLOCKERS_SQL,
+    TASK_COLS,
+    TASK_STATE_SQL,
+    Queries,
+)
 from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, TaskRow, Worker, iso
 from dispatch_kit.ledger.schema import IN_FLIGHT
 from dispatch_kit.procs.groups import hostname
@@ -59,11 +64,23 @@ class Claims:
         ``expect_attempt`` makes the claim fail if the attempt moved on meanwhile.
         """
         with self.db.tx() as db:
-            now = self.db.now(now)
-            row = self.queries.task_state(db, mission_id, task_id)
+            # The task row (locked), what it still waits for and the next attempt id,
+            # read in one round trip with the BEGIN where the backend has round trips.
+            statements = [(TASK_STATE_SQL + self.db.store.for_update, (mission_id, task_id)),
+                          (BLOCKERS_SQL, (mission_id, task_id))]
+            if self.db.store.next_attempt_id:
+                statements.append((self.db.store.next_attempt_id, ()))
+            results = together(db, *statements)
+            row = results[0].fetchone()
+            if row is None:
+                raise self.queries.unknown_task(mission_id, task_id)
+            now = self.db.now(now)  # after the first statement: read with its BEGIN
             return self._claim_row(db, mission_id, task_id, row, holder, lease,
                                    holder_pid=holder_pid, holder_start=holder_start,
-                                   worker=worker, expect_attempt=expect_attempt, now=now)
+                                   worker=worker, expect_attempt=expect_attempt, now=now,
+                                   blockers=results[1].fetchall(),
+                                   attempt_id=results[2].fetchone()[0]
+                                   if len(results) > 2 else None)
 
     def claim_next(
         self,
@@ -83,21 +100,27 @@ class Claims:
         N claimers take N different tasks at once.
         """
         with self.db.tx() as db:
-            now = self.db.now(now)
-            row = db.execute(
+            statements = [(
                 f"SELECT {TASK_COLS} FROM tasks t "
                 "WHERE t.mission_id = ? AND t.state = 'ready' AND NOT EXISTS (SELECT 1 FROM "
                 "deps d JOIN tasks u ON u.mission_id = d.mission_id AND u.id = d.dep_id "
                 "WHERE d.mission_id = t.mission_id AND d.task_id = t.id "
                 "AND u.state != 'verified') ORDER BY t.seq LIMIT 1" + self.db.store.skip_locked,
                 (mission_id,),
-            ).fetchone()
+            )]
+            if self.db.store.next_attempt_id:  # an id left unused when none is ready: a gap
+                statements.append((self.db.store.next_attempt_id, ()))
+            results = together(db, *statements)
+            row = results[0].fetchone()
             if row is None:
                 return None
+            now = self.db.now(now)  # after the first statement: read with its BEGIN
             result = self._claim_row(db, mission_id, row["id"], row, holder, lease,
                                      holder_pid=holder_pid, holder_start=holder_start,
                                      worker=worker, expect_attempt=None, now=now,
-                                     unblocked=True)
+                                     blockers=[],
+                                     attempt_id=results[1].fetchone()[0]
+                                     if len(results) > 1 else None)
         if not result.ok:
             return result
         # The row as ``task`` would now read it, so a runner need not read it again.
@@ -109,9 +132,10 @@ class Claims:
     def _claim_row(self, db: Any, mission_id: str, task_id: str, row: Any, holder: str,
                    lease: float, *, holder_pid: int | None, holder_start: str | None,
                    worker: Worker | None, expect_attempt: int | None,
-                   now: float, unblocked: bool = False) -> ClaimResult:
-        """The claim itself, on a task row the caller read (and locked) in ``db``;
-        ``unblocked`` when that read already required every dependency verified."""
+                   now: float, blockers: list[Any], attempt_id: int | None) -> ClaimResult:
+        """The claim itself, on a task row the caller read (and locked) in ``db``, with the
+        dependencies not verified yet (``blockers``, read after the lock) and the new
+        attempt's id when the backend allocates it ahead (else the INSERT returns it)."""
         max_attempts = 1 + row["max_retries"]
         if row["state"] in IN_FLIGHT:
             held = db.execute(
@@ -130,12 +154,6 @@ class Claims:
         if expect_attempt is not None and row["attempt"] != expect_attempt:
             return ClaimResult(False, task_id, f"at attempt {row['attempt']}",
                                attempt=row["attempt"], max_attempts=max_attempts)
-        blockers = [] if unblocked else db.execute(
-            "SELECT u.id, u.state FROM deps d JOIN tasks u ON u.mission_id = d.mission_id "
-            "AND u.id = d.dep_id WHERE d.mission_id = ? AND d.task_id = ? "
-            "AND u.state != 'verified' ORDER BY u.seq",
-            (mission_id, task_id),
-        ).fetchall()
         if blockers:
             return ClaimResult(
                 False, task_id, "blocked", attempt=row["attempt"], max_attempts=max_attempts,
@@ -143,13 +161,18 @@ class Claims:
             )
         host = hostname()
         w = worker or Worker()
-        attempt_id = int(db.execute(
-            "INSERT INTO attempts (mission_id, task_id, number, holder, host, claimed_at, "
-            "dispatched_at, pid, log_path, prompt_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING id",
-            (mission_id, task_id, row["attempt"], holder, host, now,
-             now if worker else None, w.pid, w.log_path, w.prompt_path),
-        ).fetchone()[0])
+        values = (mission_id, task_id, row["attempt"], holder, host, now,
+                  now if worker else None, w.pid, w.log_path, w.prompt_path)
+        if attempt_id is not None:  # allocated ahead: the INSERT waits for the COMMIT
+            db.execute("INSERT INTO attempts (id, mission_id, task_id, number, holder, host, "
+                       "claimed_at, dispatched_at, pid, log_path, prompt_path) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (attempt_id, *values))
+        else:
+            attempt_id = int(db.execute(
+                "INSERT INTO attempts (mission_id, task_id, number, holder, host, claimed_at, "
+                "dispatched_at, pid, log_path, prompt_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id", values,
+            ).fetchone()[0])
         expires = now + lease
         db.execute(
             "INSERT INTO claims (mission_id, task_id, attempt_id, holder, holder_pid, "
@@ -197,7 +220,6 @@ class Claims:
         Returns the updated claim (None with ``fetch=False``, which saves a query
         on the runner's hot path)."""
         with self.db.tx() as db:
-            now = self.db.now(now)
             claim = db.execute(  # locks the claim and its task row, as claim and record do
                 "SELECT c.attempt_id, c.holder, c.lease_expires, t.state, t.attempt FROM claims c "
                 "JOIN tasks t ON t.mission_id = c.mission_id AND t.id = c.task_id "
@@ -212,6 +234,7 @@ class Claims:
                 )
             if claim["holder"] != holder:
                 raise self._held_by(task_id, claim['holder'], holder)
+            now = self.db.now(now)  # after the first statement: read with its BEGIN
             expires = now + lease if lease is not None else claim["lease_expires"]
             db.execute(
                 "UPDATE claims SET pid = COALESCE(?, pid), pid_start = COALESCE(?, pid_start), "
@@ -286,18 +309,14 @@ class Claims:
         """Give a claim back without using up an attempt (its worker never ran, or was stopped
         by the user rather than failing)."""
         with self.db.tx() as db:
-            now = self.db.now(now)
-            self.queries.task_state(db, mission_id, task_id)  # locks the row; unknown → InputError
-            claim = db.execute(
-                "SELECT attempt_id, holder FROM claims WHERE mission_id = ? AND task_id = ?",
-                (mission_id, task_id),
-            ).fetchone()
+            _, claim, _ = self.queries.task_with_claim(db, mission_id, task_id)
             if claim is None:
                 return False
             if expect_attempt is not None and claim["attempt_id"] != expect_attempt:
                 return False
             if holder is not None and claim["holder"] != holder:
                 raise self._held_by(task_id, claim['holder'], holder)
+            now = self.db.now(now)
             number = self._attempt_number(db, claim["attempt_id"])
             db.execute(
                 "UPDATE attempts SET outcome = ?, ended_at = ?, error = ? WHERE id = ?",

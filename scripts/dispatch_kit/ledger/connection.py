@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from dispatch_kit.ledger.backends import Store
@@ -41,6 +42,15 @@ def append_event(
             json.dumps({k: v for k, v in detail.items() if v is not None}, default=str),
         ),
     )
+
+
+def together(db: Any, *statements: tuple[str, Sequence[Any]]) -> list[Any]:
+    """Run independent statements in one round trip where the backend can (PostgreSQL's
+    pipeline), one by one where it need not (SQLite is in-process); their cursors."""
+    send = getattr(db, "execute_together", None)
+    if send is not None:
+        return send(statements)
+    return [db.execute(sql, params) for sql, params in statements]
 
 
 class Db:

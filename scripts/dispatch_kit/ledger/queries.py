@@ -7,10 +7,11 @@ reporting and sweeping parts can share them; none of these takes the write lock.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from dispatch_kit.errors import InputError
-from dispatch_kit.ledger.connection import Db
+from dispatch_kit.ledger.connection import Db, together
 from dispatch_kit.ledger.rows import ClaimRow, Mission, TaskRow
 
 NO_LIMIT = 1 << 62  # "no limit" as every engine reads it (SQLite's -1 is an error elsewhere)
@@ -19,6 +20,18 @@ NO_LIMIT = 1 << 62  # "no limit" as every engine reads it (SQLite's -1 is an err
 TASK_COLS = (
     "id, seq, title, type, cwd, timeout, max_retries, state, attempt, last_error, "
     "last_check, skipped_because, started_at, finished_at"
+)
+
+TASK_STATE_SQL = "SELECT state, attempt, max_retries FROM tasks WHERE mission_id = ? AND id = ?"
+
+# A task's claim: its attempt and holder (none when the task is not claimed).
+CLAIM_OF_SQL = "SELECT attempt_id, holder FROM claims WHERE mission_id = ? AND task_id = ?"
+
+# The dependencies of one task that are not verified yet, in plan order.
+BLOCKERS_SQL = (
+    "SELECT u.id, u.state FROM deps d JOIN tasks u ON u.mission_id = d.mission_id "
+    "AND u.id = d.dep_id WHERE d.mission_id = ? AND d.task_id = ? "
+    "AND u.state != 'verified' ORDER BY u.seq"
 )
 
 CLAIM_SQL = (
@@ -101,14 +114,25 @@ class Queries:
         until the transaction ends (on a backend with row locks), so racers for one task
         take turns and each decides on what the previous one committed.
         """
-        row = db.execute(
-            "SELECT state, attempt, max_retries FROM tasks WHERE mission_id = ? AND id = ?"
-            + self.db.store.for_update,
-            (mission_id, task_id),
-        ).fetchone()
+        row = db.execute(TASK_STATE_SQL + self.db.store.for_update,
+                         (mission_id, task_id)).fetchone()
         if row is None:
             raise self.unknown_task(mission_id, task_id)
         return row
+
+    def task_with_claim(self, db: Any, mission_id: str, task_id: str,
+                        *more: tuple[str, Sequence[Any]]) -> tuple[Any, Any, list[Any]]:
+        """:meth:`task_state` (locked), the task's claim (attempt id and holder, or None)
+        and the results of ``more`` statements, read in one round trip (with the BEGIN)
+        where the backend has round trips: each runs after the one before it, so the claim
+        is what the last transaction on that task committed."""
+        state, claim, *rest = together(
+            db, (TASK_STATE_SQL + self.db.store.for_update, (mission_id, task_id)),
+            (CLAIM_OF_SQL, (mission_id, task_id)), *more)
+        row = state.fetchone()
+        if row is None:
+            raise self.unknown_task(mission_id, task_id)
+        return row, claim.fetchone(), rest
 
     def in_flight(self, mission_id: str) -> int:
         return self.db.conn.execute(

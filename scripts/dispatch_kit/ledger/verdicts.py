@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dispatch_kit.ledger.connection import Db, append_event
+from dispatch_kit.ledger.connection import Db, append_event, together
 from dispatch_kit.ledger.queries import Queries
 from dispatch_kit.ledger.rows import RecordResult, first_line
 from dispatch_kit.ledger.schema import TERMINAL
@@ -67,19 +67,36 @@ def skip_dependents(db: Any, mission_id: str, task_id: str,
     return skipped
 
 
-def finish_if_done(db: Any, mission_id: str, now: float, lock: str = "") -> None:
+# A task in flight, other than the one being recorded, that no other transaction is
+# changing right now; locked until this transaction ends (see ``finish_if_done``).
+OPEN_ELSEWHERE_SQL = (
+    "SELECT 1 FROM tasks WHERE mission_id = ? AND id != ? "
+    "AND state IN ('claimed','dispatched') LIMIT 1"
+)
+
+
+def finish_if_done(db: Any, mission_id: str, now: float, lock: str = "", *,
+                   open_elsewhere: bool = False) -> None:
     """Stamp the mission finished once no task is open (checked on every verdict).
 
     ``lock`` (the backend's ``FOR UPDATE``) makes concurrent verdicts take turns on the
     mission row here, so the last of two that finish the last two tasks sees the other's
-    commit and stamps the mission; without it each could see the other still open."""
-    db.execute("SELECT id FROM missions WHERE id = ?" + lock, (mission_id,)).fetchone()
-    still_open = db.execute(  # an index lookup, not a count: this runs on every verdict
-        "SELECT 1 FROM tasks WHERE mission_id = ? AND state IN "
-        "('ready','claimed','dispatched') LIMIT 1",
-        (mission_id,),
-    ).fetchone()
-    if still_open is None:
+    commit and stamps the mission; without it each could see the other still open.
+
+    Taking turns on every verdict would queue all runners of a mission behind one row,
+    so with row locks a verdict first locks a task in flight that no other transaction is
+    changing (``OPEN_ELSEWHERE_SQL`` with ``SKIP LOCKED``; ``open_elsewhere`` when it found
+    one): that task stays open until this transaction commits, and whoever ends it later
+    must wait for its row and looks after this commit, so this verdict cannot be the last
+    one and need not take its turn. Only when every task in flight is being changed right
+    now (or none is) does it queue."""
+    if open_elsewhere:
+        return
+    _, still_open = together(  # the second reads after the first holds the mission row
+        db, ("SELECT id FROM missions WHERE id = ?" + lock, (mission_id,)),
+        ("SELECT 1 FROM tasks WHERE mission_id = ? AND state IN "  # an index lookup
+         "('ready','claimed','dispatched') LIMIT 1", (mission_id,)))
+    if still_open.fetchone() is None:
         stamped = db.execute(
             "UPDATE missions SET finished_at = ?, updated_at = ? "
             "WHERE id = ? AND finished_at IS NULL RETURNING id",
@@ -125,15 +142,16 @@ class Verdicts:
             # The retry prompt is built from the stored entry: keep how the worker ended.
             entry = dict(entry, note=note, worker_timed_out=timed_out)
         with self.db.tx() as db:
-            now = self.db.now(now)
-            row = self.queries.task_state(db, mission_id, task_id)
+            store = self.db.store
+            row, claim, probe = self.queries.task_with_claim(
+                db, mission_id, task_id,
+                *([(OPEN_ELSEWHERE_SQL + store.skip_locked, (mission_id, task_id))]
+                  if store.skip_locked else []))
+            open_elsewhere = bool(probe) and probe[0].fetchone() is not None
+            now = self.db.now(now)  # after the first statements: read with their BEGIN
             attempt, max_attempts = row["attempt"], 1 + row["max_retries"]
             if row["state"] in TERMINAL:
                 return RecordResult(task_id, f"already-{row['state']}", attempt, max_attempts)
-            claim = db.execute(
-                "SELECT attempt_id, holder FROM claims WHERE mission_id = ? AND task_id = ?",
-                (mission_id, task_id),
-            ).fetchone()
             if expect_attempt is not None and (claim is None or claim["attempt_id"] !=
                                                expect_attempt):
                 return RecordResult(task_id, "stale", attempt, max_attempts)
@@ -190,5 +208,6 @@ class Verdicts:
                               error=first_line(error), exit_code=exit_code, timed_out=timed_out)
                 skipped = skip_dependents(db, mission_id, task_id, now)
                 outcome_name = "failed"
-            finish_if_done(db, mission_id, now, self.db.store.for_update)
+            finish_if_done(db, mission_id, now, store.for_update,
+                           open_elsewhere=open_elsewhere)
         return RecordResult(task_id, outcome_name, attempt, max_attempts, error, tuple(skipped))

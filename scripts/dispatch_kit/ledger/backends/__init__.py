@@ -49,6 +49,7 @@ class Store(Protocol):
     conn: Any
     for_update: str  # appended to a SELECT that must lock the rows it returns
     skip_locked: str  # appended to a SELECT whose locked rows racers should pass over
+    next_attempt_id: str | None  # allocates an attempt id ahead of its INSERT, where that helps
 
     def transaction(self) -> AbstractContextManager[Any]: ...
 

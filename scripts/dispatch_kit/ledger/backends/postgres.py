@@ -33,6 +33,7 @@ from dispatch_kit.ledger.schema import (
 )
 
 CHANNEL = "dispatch_kit_events"
+CLOCK = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"  # the leases' clock
 SCHEMA_LOCK = 0x64697370  # advisory lock key for creating or migrating the schema
 
 TRIGGERS = (
@@ -110,24 +111,51 @@ class _Deferred:
 _DEFERRED = _Deferred()
 
 
+class Result:
+    """One statement's rows, read from a batch that carried several (see ``execute_together``)."""
+
+    def __init__(self, cur: Any) -> None:
+        self.rows = cur.fetchall() if cur.description is not None else []
+        self.rowcount = cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return list(self.rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+
 class Connection:
     """A psycopg connection that speaks the ledger's portable SQL, as ``sqlite3`` does.
 
-    Inside a write transaction, a write whose result nobody reads (INSERT, UPDATE or
-    DELETE without RETURNING) is not sent at once: it is held and sent in one round trip
-    (psycopg's pipeline mode: one sync, server-side binding and prepared statements kept)
-    together with the next statement or with the COMMIT. The statements run in the same
-    order in the same transaction, so what every later read sees is unchanged; only an
-    error in such a write is raised by the next statement (or the commit) instead of its
-    own line, and the transaction is rolled back all the same. A claim, a dispatch or a
-    verdict takes 3-5 round trips instead of 8-11: on a network where a round trip costs
-    more than loopback's 0.03 ms, that is most of a claim's latency.
+    Outside a transaction a statement is sent alone (server-side binding, prepared after
+    a few runs). Inside a write transaction, what a runner pays for is round trips and
+    the driver's work per statement, so statements travel in batches: a write whose result
+    nobody reads (INSERT, UPDATE or DELETE without RETURNING) is held and sent with the
+    next statement or with the COMMIT, and the transaction's ``BEGIN`` (with the read of
+    the database's clock) goes with its first statement. A batch is one query string of
+    several statements, its values bound by psycopg on the client (``ClientCursor``), so
+    it costs one send and one wait however many statements it carries. The statements
+    run in the same order in the same transaction, so what every later read sees is
+    unchanged; only an error in a held write is raised by the next statement (or the
+    commit) instead of its own line, and the transaction is rolled back all the same. A
+    claim, a dispatch or a verdict takes 2-3 round trips instead of 8-11: on a network
+    where a round trip costs more than loopback's 0.03 ms, that is most of its latency.
     """
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
-        # While a write transaction is open: the writes not sent yet.
-        self.held: list[tuple[str, Sequence[Any]]] | None = None
+        # While a write transaction is open: the writes not sent yet, values bound.
+        self.held: list[str] | None = None
+        self.pending_begin = False  # the BEGIN is not sent yet (see PostgresStore.transaction)
+        self.begun_at: float | None = None  # the database's clock read with that BEGIN
+        self._binder = psycopg.ClientCursor(raw)  # binds values into statements (mogrify)
+
+    def _bound(self, sql: str, params: Sequence[Any]) -> str:
+        return self._binder.mogrify(translate(sql), params) if params else sql
 
     def _hold(self, sql: str, params: Sequence[Any]) -> bool:
         if self.held is None or "RETURNING" in sql:
@@ -135,42 +163,62 @@ class Connection:
         head = sql.lstrip()[:6].upper()
         if head not in ("INSERT", "UPDATE", "DELETE"):
             return False
-        self.held.append((sql, params))
+        self.held.append(self._bound(sql, params))
         return True
 
-    def _send(self, cur: Any, sql: str, params: Sequence[Any]) -> None:
-        if params:
-            cur.execute(translate(sql), params)
-        else:
-            cur.execute(sql)
-
-    def _send_held(self, last: tuple[Any, str, Sequence[Any]] | None) -> None:
-        """The held writes, then ``last`` (cursor, statement, parameters), in one round
-        trip (psycopg's pipeline mode: one sync, prepared statements kept)."""
-        held, self.held = self.held or [], ([] if self.held is not None else None)
-        with self.raw.pipeline():
-            if held:
-                cur = self.raw.cursor()  # one for all: nobody reads a held write's result
-                for sql, params in held:
-                    self._send(cur, sql, params)
-            if last is not None:
-                self._send(*last)
+    def _batch(self, last: Sequence[str]) -> Any:
+        """The pending BEGIN and clock, the held writes, then ``last``, in one query string;
+        the cursor, at the first of ``last``'s results."""
+        parts = ["BEGIN", CLOCK] if self.pending_begin else []
+        clock = self.pending_begin
+        self.pending_begin = False
+        parts += self.held or []
+        if self.held is not None:
+            self.held = []
+        skip = len(parts)
+        cur = psycopg.ClientCursor(self.raw, row_factory=_row_factory)
+        cur.execute(";".join(parts + list(last)))
+        for index in range(skip):
+            if clock and index == 1:
+                self.begun_at = float(cur.fetchone()[0])
+            cur.nextset()
+        return cur
 
     def flush(self, then: str | None = None) -> None:
-        """Send the held writes (and ``then``, a statement without parameters) at once."""
-        if not self.held and then is None:
+        """Send what is held (and ``then``, a statement without parameters) at once."""
+        if then == "COMMIT" and self.pending_begin and not self.held:
+            self.pending_begin = False  # nothing ran: no transaction to begin or end
             return
-        self._send_held((self.raw.cursor(), then, ()) if then is not None else None)
+        if self.held or self.pending_begin or then is not None:
+            self._batch([then] if then is not None else [])
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self.held is None:  # outside a write transaction: alone, bound by the server
+            cur = self.raw.cursor(row_factory=_row_factory)
+            if params:
+                cur.execute(translate(sql), params)
+            else:
+                cur.execute(sql)
+            return cur
         if self._hold(sql, params):
             return _DEFERRED
-        cur = self.raw.cursor(row_factory=_row_factory)
-        if self.held:  # the held writes, then this statement, in one round trip
-            self._send_held((cur, sql, params))
-        else:
-            self._send(cur, sql, params)
-        return cur
+        return self._batch([self._bound(sql, params)])
+
+    def execute_together(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Several statements in one round trip; their results, in order.
+
+        They run one after another as if sent apart (under READ COMMITTED each still sees
+        what committed before it started, after any lock the one before it waited for),
+        so only statements that do not depend on each other's results belong together."""
+        if self.held is None:
+            return [self.execute(sql, params) for sql, params in statements]
+        cur = self._batch([self._bound(sql, params) for sql, params in statements])
+        results = []
+        for index in range(len(statements)):
+            if index:
+                cur.nextset()
+            results.append(Result(cur))
+        return results
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         if self.held is not None and rows and "RETURNING" not in sql:
@@ -179,7 +227,7 @@ class Connection:
                     break
             else:
                 return _DEFERRED
-        if self.held:
+        if self.held or self.pending_begin:
             self.flush()
         cur = self.raw.cursor(row_factory=_row_factory)
         if rows:
@@ -193,6 +241,9 @@ class PostgresStore:
     dialect = "postgresql"
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    # The next attempt's id, read with the claim's first statements so that the attempt
+    # row, its claim and events are written in the COMMIT's round trip, not one of their own.
+    next_attempt_id = "SELECT nextval(pg_get_serial_sequence('attempts', 'id'))"
 
     def __init__(self, url: str, raw: psycopg.Connection) -> None:
         self.url = url
@@ -200,7 +251,6 @@ class PostgresStore:
         self.path = None
         self.conn = Connection(raw)
         self._listener: psycopg.Connection | None = None
-        self._begun_at: float | None = None
 
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> PostgresStore:
@@ -255,10 +305,10 @@ class PostgresStore:
     def transaction(self) -> Iterator[Connection]:
         """One write transaction; the rows it locks stay locked until it ends.
 
-        Round trips are what a runner pays for on a shared ledger, so the BEGIN goes with
-        the read of the database's clock (every transaction asks for it first: ``now``
-        returns it), and writes whose result nobody reads go with the next read or with
-        the COMMIT (see :class:`Connection`). A transaction opened inside another one is a
+        Round trips are what a runner pays for on a shared ledger, so the BEGIN and the read
+        of the database's clock (``now`` returns it) go with the transaction's first
+        statement, and writes whose result nobody reads go with the next read or with the
+        COMMIT (see :class:`Connection`). A transaction opened inside another one is a
         savepoint, as with ``psycopg.Connection.transaction``."""
         conn = self.conn
         if conn.held is not None:  # nested: a savepoint in the open transaction
@@ -266,20 +316,9 @@ class PostgresStore:
             with conn.raw.transaction():
                 yield conn
             return
-        begin = conn.raw.execute("BEGIN; SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
-        begin.nextset()  # past BEGIN's result, to the clock's
-        self._begun_at = float(begin.fetchone()[0])
-        conn.held = []
+        conn.held, conn.pending_begin, conn.begun_at = [], True, None
         try:
             yield conn
-        except BaseException:
-            conn.held = None
-            self._begun_at = None
-            if not conn.raw.closed and conn.raw.info.transaction_status != \
-                    psycopg.pq.TransactionStatus.IDLE:
-                conn.raw.execute("ROLLBACK")
-            raise
-        try:
             conn.flush("COMMIT")
         except BaseException:
             if not conn.raw.closed and conn.raw.info.transaction_status != \
@@ -287,8 +326,7 @@ class PostgresStore:
                 conn.raw.execute("ROLLBACK")
             raise
         finally:
-            conn.held = None
-            self._begun_at = None
+            conn.held, conn.pending_begin, conn.begun_at = None, False, None
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -300,11 +338,13 @@ class PostgresStore:
             self.conn.raw.execute("COMMIT")
 
     def now(self) -> float:
-        begun, self._begun_at = self._begun_at, None
+        conn = self.conn
+        if conn.pending_begin:  # asked before any statement: begin now, read with BEGIN
+            conn.flush()
+        begun, conn.begun_at = conn.begun_at, None
         if begun is not None:  # the first ask in a transaction: read with its BEGIN
             return begun
-        return float(self.conn.raw.execute(
-            "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8").fetchone()[0])
+        return float(conn.raw.execute(CLOCK).fetchone()[0])
 
     def lock_mission(self, db: Connection, mission_id: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",

@@ -49,6 +49,7 @@ class SqliteStore:
     dialect = "sqlite"
     for_update = ""
     skip_locked = ""
+    next_attempt_id = None  # INSERT ... RETURNING is in-process: nothing to save
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path: Path | None = path
