@@ -18,7 +18,7 @@ from dispatch_kit.ledger.queries import (
     TASK_STATE_SQL,
     Queries,
 )
-from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, TaskRow, Worker, iso
+from dispatch_kit.ledger.rows import ClaimResult, ClaimRow, TaskRow, Worker, iso, mapping
 from dispatch_kit.ledger.schema import IN_FLIGHT
 from dispatch_kit.procs.groups import hostname
 
@@ -124,7 +124,7 @@ class Claims:
         if not result.ok:
             return result
         # The row as ``task`` would now read it, so a runner need not read it again.
-        task = TaskRow(**{**dict(row), "state": "dispatched" if worker else "claimed",
+        task = TaskRow(**{**mapping(row), "state": "dispatched" if worker else "claimed",
                           "started_at": row["started_at"] if row["started_at"] is not None
                           else now})
         return replace(result, task=task)

@@ -12,7 +12,7 @@ from typing import Any
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.connection import Db, together
-from dispatch_kit.ledger.rows import ClaimRow, Mission, TaskRow
+from dispatch_kit.ledger.rows import ClaimRow, Mission, TaskRow, mapping
 
 NO_LIMIT = 1 << 62  # "no limit" as every engine reads it (SQLite's -1 is an error elsewhere)
 
@@ -54,7 +54,7 @@ class Queries:
             "SELECT id, plan_path, plan_hash, max_tasks, goal, workspace, created_at, started_at, "
             "finished_at FROM missions ORDER BY created_at"
         ).fetchall()
-        return [Mission(**dict(row)) for row in rows]
+        return [Mission(**mapping(row)) for row in rows]
 
     def mission(self, mission_id: str | None = None) -> Mission:
         """The named mission, or the only one; several without a name is an input error."""
@@ -86,7 +86,7 @@ class Queries:
             f"SELECT {TASK_COLS} FROM tasks WHERE mission_id = ? ORDER BY seq",
             (mission_id,),
         ).fetchall()
-        return [TaskRow(**dict(row)) for row in rows]
+        return [TaskRow(**mapping(row)) for row in rows]
 
     def task(self, mission_id: str, task_id: str) -> TaskRow:
         row = self.db.conn.execute(
@@ -95,7 +95,7 @@ class Queries:
         ).fetchone()
         if row is None:
             raise self.unknown_task(mission_id, task_id)
-        return TaskRow(**dict(row))
+        return TaskRow(**mapping(row))
 
     def unknown_task(self, mission_id: str, task_id: str) -> InputError:
         ids = [r[0] for r in self.db.conn.execute(
@@ -165,14 +165,14 @@ class Queries:
                 "AND u.state != 'verified') ORDER BY t.seq LIMIT ?",
                 (mission_id, room),
             ).fetchall()
-        return [TaskRow(**dict(row)) for row in rows]
+        return [TaskRow(**mapping(row)) for row in rows]
 
     def claims(self, mission_id: str) -> list[ClaimRow]:
         rows = self.db.conn.execute(CLAIM_SQL + " ORDER BY t.seq", (mission_id,)).fetchall()
-        return [ClaimRow(**dict(row)) for row in rows]
+        return [ClaimRow(**mapping(row)) for row in rows]
 
     def claim_of(self, mission_id: str, task_id: str) -> ClaimRow | None:
         row = self.db.conn.execute(
             CLAIM_SQL + " AND c.task_id = ?", (mission_id, task_id)
         ).fetchone()
-        return ClaimRow(**dict(row)) if row else None
+        return ClaimRow(**mapping(row)) if row else None

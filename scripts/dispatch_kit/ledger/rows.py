@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from dispatch_kit.procs.groups import hostname, pid_alive
 
@@ -172,6 +173,13 @@ class InitResult:
     tasks: int
     kept: list[str] = field(default_factory=list)
     dropped_claims: list[str] = field(default_factory=list)
+
+
+def mapping(row: Any) -> dict[str, Any]:
+    """A result row (``sqlite3.Row`` or the PostgreSQL backend's) as a plain dict, built in
+    one pass over its values rather than one lookup by name per column: reports read every
+    row of a mission, and a runner reads a task row on every claim."""
+    return dict(zip(row.keys(), row, strict=True))
 
 
 def iso(ts: float | None) -> str | None:

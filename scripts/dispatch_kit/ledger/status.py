@@ -11,7 +11,7 @@ import json
 from dispatch_kit.ledger.agents import latest_agents
 from dispatch_kit.ledger.connection import Db
 from dispatch_kit.ledger.queries import Queries
-from dispatch_kit.ledger.rows import iso
+from dispatch_kit.ledger.rows import iso, mapping
 from dispatch_kit.ledger.schema import TERMINAL
 
 
@@ -36,7 +36,8 @@ class Reports:
             for row in db.execute(
                 "SELECT * FROM attempts WHERE mission_id = ? ORDER BY id", (mission_id,)
             ):
-                attempts.setdefault(row["task_id"], []).append(row)
+                attempt = mapping(row)
+                attempts.setdefault(attempt["task_id"], []).append(attempt)
             claims = {c.task_id: c for c in self.queries.claims(mission_id)}
             agents = latest_agents(db, mission_id)
             deps: dict[str, list[str]] = {}
@@ -117,4 +118,4 @@ class Reports:
             sql += " AND task_id = ?"
             params += (task_id,)
         rows = self.db.conn.execute(sql + " ORDER BY seq", params).fetchall()
-        return [dict(row) | {"detail": json.loads(row["detail"])} for row in rows]
+        return [mapping(row) | {"detail": json.loads(row["detail"])} for row in rows]

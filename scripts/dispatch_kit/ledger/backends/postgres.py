@@ -53,14 +53,15 @@ class Row(tuple):
     """A result row indexed by position or by column name, like ``sqlite3.Row``."""
 
     _index: dict[str, int]
+    _names: tuple[str, ...]
 
     def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
-        if isinstance(key, str):
+        if type(key) is str:
             return tuple.__getitem__(self, self._index[key])
         return tuple.__getitem__(self, key)
 
-    def keys(self) -> list[str]:
-        return list(self._index)
+    def keys(self) -> tuple[str, ...]:
+        return self._names
 
 
 _ROW_TYPES: dict[tuple[bytes, ...], type[Row]] = {}
@@ -78,7 +79,7 @@ def _row_factory(cursor: Any) -> Any:
     if row_type is None:
         names = tuple(c.name for c in cursor.description or ())
         row_type = _ROW_TYPES[key] = type(
-            "Row", (Row,), {"_index": {n: i for i, n in enumerate(names)}})
+            "Row", (Row,), {"_index": {n: i for i, n in enumerate(names)}, "_names": names})
     return row_type
 
 
