@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from dispatch_kit.durations import prose_duration
 from dispatch_kit.errors import InputError
-from dispatch_kit.packroot import templates_dir
+from dispatch_kit.packroot import pack_root_dir, templates_dir
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -38,6 +38,8 @@ CLAUSES = "clauses"
 # traceback or a compiler error, short enough not to drown the task.
 TAIL_LINES = 40
 FAILING_VERDICTS = ("fail", "timeout", "error")
+# Python errors a render raises when a variable has the wrong shape (an InputError each).
+VARIABLE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError)
 
 
 # --------------------------------------------------------------------------- names
@@ -55,11 +57,22 @@ def clause_names() -> list[str]:
 
 def template_path(name: str) -> Path:
     """The file behind a template name; an unknown name lists the known ones."""
-    return _template_path(templates_dir(), name)
+    return Path(_template_file(_templates_root(pack_root_dir()), name))
 
 
-def _template_path(root: Path, name: str) -> Path:
-    path = root / f"{name}{SUFFIX}"
+@lru_cache(maxsize=4)
+def _templates_root(pack_root: str) -> str:
+    """:func:`templates_dir` as a string, for the pack root :func:`pack_root_dir` names.
+
+    The runner renders a prompt per task; building and joining that Path on each render
+    cost more than looking the template up. Keyed by the pack root, so never stale.
+    """
+    return str(Path(pack_root) / "templates")
+
+
+def _template_file(root: str, name: str) -> str:
+    """The file behind a template name in the templates folder ``root``, as a string."""
+    path = os.path.join(root, f"{name}{SUFFIX}")
     if "/" in name or "\\" in name or name.startswith(".") or not os.path.isfile(path):
         known = ", ".join(template_names()) or "none"
         raise InputError(
@@ -135,10 +148,10 @@ def fenced(text: Any, lang: str = "") -> str:
 
 def render_template(name: str, variables: Mapping[str, Any]) -> str:
     """Render ``templates/<name>.md.j2`` with ``variables``; every defect is an InputError."""
-    root = templates_dir()  # once per render: finding the pack resolves the package's path
-    path = _template_path(root, name)
-    env = _environment(str(root))
-    return _guarded(path, lambda: env.get_template(path.name).render(dict(variables)))
+    root = _templates_root(pack_root_dir())
+    path = _template_file(root, name)
+    env = _environment(root)
+    return _guarded(path, lambda: env.get_template(f"{name}{SUFFIX}").render(variables))
 
 
 def render_clause(name: str) -> str:
@@ -171,45 +184,54 @@ def render_clause(name: str) -> str:
     return _guarded(path, call).strip("\n") + "\n"
 
 
-def _guarded(path: Path, action: Callable[[], str]) -> str:
+def _guarded(path: str | Path, action: Callable[[], str]) -> str:
     """Run a render, converting Jinja and Python errors into InputError at the template line."""
-    from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError, TemplateError
-
     try:
         return action()
     except InputError:
         raise
-    except TemplateSyntaxError as exc:
-        where = exc.filename or str(path)
+    except Exception as exc:  # noqa: BLE001 - what is not a render defect is raised as it was
+        error = _render_error(exc, str(path))
+        if error is None:
+            raise
+        raise error from None
+
+
+def _render_error(exc: Exception, path: str) -> InputError | None:
+    """The InputError a render's exception means, at the template line; None if not a defect.
+
+    Jinja is imported here, on the error path, rather than by every render.
+    """
+    from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError, TemplateError
+
+    if isinstance(exc, TemplateSyntaxError):
         message = f"template syntax error: {exc.message}"
-        raise InputError(message, path=where, line=exc.lineno) from None
-    except UndefinedError as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(_undefined_message(exc, where), path=where, line=line) from None
-    except SecurityError as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(f"blocked by the template sandbox: {exc}", path=where, line=line) from None
-    except TemplateNotFound as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(f"template not found: {exc.name}", path=where, line=line) from None
-    except TemplateError as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(f"template error: {exc}", path=where, line=line) from None
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
-        # A variable of the wrong shape (a number where a list was expected, ...).
-        where, line = _template_frame(exc, path)
-        raise InputError(
-            f"cannot render {Path(where).name}: {type(exc).__name__}: {exc}"
-            " (check the types of the variables)",
-            path=where,
-            line=line,
-        ) from None
-    except RecursionError:
-        raise InputError("template recursion too deep", path=str(path)) from None
+        return InputError(message, path=exc.filename or path, line=exc.lineno)
+    if isinstance(exc, RecursionError):
+        return InputError("template recursion too deep", path=path)
+    if not isinstance(exc, (UndefinedError, SecurityError, TemplateNotFound, TemplateError,
+                            *VARIABLE_ERRORS)):
+        return None
+    where, line = _template_frame(exc, path)
+    if isinstance(exc, UndefinedError):
+        return InputError(_undefined_message(exc, where), path=where, line=line)
+    if isinstance(exc, SecurityError):
+        return InputError(f"blocked by the template sandbox: {exc}", path=where, line=line)
+    if isinstance(exc, TemplateNotFound):
+        return InputError(f"template not found: {exc.name}", path=where, line=line)
+    if isinstance(exc, TemplateError):
+        return InputError(f"template error: {exc}", path=where, line=line)
+    # A variable of the wrong shape (a number where a list was expected, ...).
+    return InputError(
+        f"cannot render {Path(where).name}: {type(exc).__name__}: {exc}"
+        " (check the types of the variables)",
+        path=where,
+        line=line,
+    )
 
 
-def _template_frame(exc: BaseException, fallback: Path) -> tuple[str, int | None]:
+def _template_frame(exc: BaseException, fallback: str | Path) -> tuple[str, int | None]:
     """The innermost template file and line in the traceback.
 
     Jinja rewrites the traceback of a render error so that frames of compiled
