@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dispatch_kit.check.confine import realpath, within
 from dispatch_kit.durations import prose_duration
 from dispatch_kit.errors import InputError
 from dispatch_kit.packroot import pack_root_dir, templates_dir
@@ -331,15 +332,11 @@ def _shown(path: Path | str, base: Path | str, *, real_base: str | None = None) 
     a runner's work per task. Resolved paths are compared as strings: both are absolute
     and normalised, so a prefix ending at a separator is exactly ``relative_to``.
     """
-    from dispatch_kit.check.confine import realpath
-
     return _relative(realpath(path), realpath(base) if real_base is None else real_base)
 
 
 def _relative(real: str, root: str) -> str:
     """The resolved path ``real`` relative to the resolved folder ``root`` if inside it."""
-    from dispatch_kit.check.confine import within
-
     if real == root:
         return "."
     if within(root, real):
@@ -376,13 +373,18 @@ def worker_vars(
     to it, and the self-check command relative to the task's own folder, so a
     worker can paste either as written. ``attempt`` is the ledger's attempt
     number the dispatch line carries.
-    """
-    from dispatch_kit.check.confine import realpath
 
+    Every path is resolved again on each call, never cached: a prompt must show the
+    folders as they are when it is rendered (see :mod:`dispatch_kit.check.confine`).
+    """
     base = Path.cwd() if base is None else base
-    # Each path resolved once, as strings (what plan.task_dir and Path.resolve give).
-    real_base = realpath(base)
-    task_dir = realpath(plan.workspace / task.cwd)
+    # Each path resolved once, as strings (what plan.task_dir and Path.resolve give),
+    # joined with os.path (realpath normalises the same as a Path would, for less).
+    task_dir = realpath(os.path.join(plan.workspace, task.cwd))
+    # The runner's base is the task folder, resolved: when it is the path just resolved
+    # above, resolving it again gives itself (short of a change in between, the race
+    # every check-then-use has and a second realpath in a row would not close).
+    real_base = task_dir if os.fspath(base) == task_dir else realpath(base)
     plan_path = None
     if plan.path and not plan.path.startswith("<"):
         plan_path = os.path.relpath(realpath(plan.path), task_dir)
@@ -393,7 +395,7 @@ def worker_vars(
             {
                 "id": dep.id,
                 "title": dep.title,
-                "dir": os.path.relpath(realpath(plan.workspace / dep.cwd), task_dir),
+                "dir": os.path.relpath(realpath(os.path.join(plan.workspace, dep.cwd)), task_dir),
             }
         )
     return {
