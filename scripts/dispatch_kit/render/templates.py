@@ -127,10 +127,18 @@ def environment() -> SandboxedEnvironment:
 # --------------------------------------------------------------------------- filters
 
 
+# Runs of backticks, compiled once: every worker prompt puts a handful of paths and
+# commands through these filters.
+BACKTICK_RUN = re.compile(r"`+")
+FENCE_RUN = re.compile(r"`{3,}")
+
+
 def inline_code(text: Any) -> str:
     """``text`` as a Markdown code span, whatever backticks it contains."""
     text = str(text).replace("\n", " ")
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    if "`" not in text:  # the usual path or command: one backtick each side
+        return f"`{text}`"
+    longest = max(len(run) for run in BACKTICK_RUN.findall(text))
     ticks = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
@@ -139,7 +147,7 @@ def inline_code(text: Any) -> str:
 def fenced(text: Any, lang: str = "") -> str:
     """``text`` as a fenced code block whose fence no line inside can close."""
     text = str(text).rstrip("\n")
-    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=0)
+    longest = max((len(run) for run in FENCE_RUN.findall(text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{text}\n{fence}"
 
