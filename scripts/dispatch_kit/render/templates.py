@@ -433,12 +433,17 @@ def retry_vars(
     base: Path | None = None,
     worker_outcome: str | None = None,
     worker_timed_out: bool = False,
+    worker: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The worker variables plus the retry context: attempt n of N and each non-passing criterion.
 
     ``task_check`` is one element of a check result's ``tasks`` list. Only
     criteria whose verdict is not ``pass`` reach the prompt: the worker should
     spend its retry on what failed, not re-read what worked.
+
+    ``worker`` is what :func:`worker_vars` returned for this very attempt (same plan,
+    task and base, attempt ``attempt + 1``), when the caller has just computed it to
+    render the worker prompt the addendum follows; else it is computed here.
     """
     if not 1 <= attempt <= task.max_retries:
         raise InputError(
@@ -463,7 +468,8 @@ def retry_vars(
         raise InputError(
             f"task '{task.id}' passed every exit criterion in this check result; nothing to retry"
         )
-    values = worker_vars(plan, task, base=base, attempt=attempt + 1)  # retry n is attempt n+1
+    values = (dict(worker) if worker is not None  # retry n is attempt n+1
+              else worker_vars(plan, task, base=base, attempt=attempt + 1))
     values.update(
         attempt=attempt,
         max_retries=task.max_retries,
