@@ -18,14 +18,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dispatch_kit.check.confine import realpath, within
 from dispatch_kit.durations import prose_duration
 from dispatch_kit.errors import InputError
-from dispatch_kit.packroot import templates_dir
+from dispatch_kit.packroot import pack_root_dir, templates_dir
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -38,6 +39,8 @@ CLAUSES = "clauses"
 # traceback or a compiler error, short enough not to drown the task.
 TAIL_LINES = 40
 FAILING_VERDICTS = ("fail", "timeout", "error")
+# Python errors a render raises when a variable has the wrong shape (an InputError each).
+VARIABLE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError)
 
 
 # --------------------------------------------------------------------------- names
@@ -55,11 +58,23 @@ def clause_names() -> list[str]:
 
 def template_path(name: str) -> Path:
     """The file behind a template name; an unknown name lists the known ones."""
-    return _template_path(templates_dir(), name)
+    return Path(_template_file(_templates_root(pack_root_dir()), name))
 
 
-def _template_path(root: Path, name: str) -> Path:
-    path = root / f"{name}{SUFFIX}"
+@lru_cache(maxsize=4)
+def _templates_root(pack_root: str) -> str:
+    """:func:`templates_dir` as a string (the same expression), for the pack root
+    :func:`pack_root_dir` names.
+
+    The runner renders a prompt per task; building and joining that Path on each render
+    cost more than looking the template up. Keyed by the pack root, so never stale.
+    """
+    return str(Path(pack_root) / "templates")
+
+
+def _template_file(root: str, name: str) -> str:
+    """The file behind a template name in the templates folder ``root``, as a string."""
+    path = os.path.join(root, f"{name}{SUFFIX}")
     if "/" in name or "\\" in name or name.startswith(".") or not os.path.isfile(path):
         known = ", ".join(template_names()) or "none"
         raise InputError(
@@ -76,7 +91,23 @@ def _environment(root: str) -> SandboxedEnvironment:
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    env = SandboxedEnvironment(
+    class PromptEnvironment(SandboxedEnvironment):
+        """The sandbox, with each template's globals a plain dict instead of a ChainMap.
+
+        Jinja layers a template's globals over the environment's in a ChainMap, so that
+        changing ``env.globals`` later still reaches loaded templates. Every
+        ``{% import %}`` then compares the importer's global names with the imported
+        template's, one ChainMap lookup per name, and every render copies the ChainMap
+        into its context: some 30 us of the worker prompt's 74 us render (four imports
+        a prompt), paid once per task by the runner. The globals here are fixed when the
+        environment is built (below) and never changed after, so a snapshot holds the
+        same names and values.
+        """
+
+        def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+            return {**self.globals, **(d or {})}
+
+    env = PromptEnvironment(
         loader=FileSystemLoader(root),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
@@ -98,10 +129,18 @@ def environment() -> SandboxedEnvironment:
 # --------------------------------------------------------------------------- filters
 
 
+# Runs of backticks, compiled once: every worker prompt puts a handful of paths and
+# commands through these filters.
+BACKTICK_RUN = re.compile(r"`+")
+FENCE_RUN = re.compile(r"`{3,}")
+
+
 def inline_code(text: Any) -> str:
     """``text`` as a Markdown code span, whatever backticks it contains."""
     text = str(text).replace("\n", " ")
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    if "`" not in text:  # the usual path or command: one backtick each side
+        return f"`{text}`"
+    longest = max(len(run) for run in BACKTICK_RUN.findall(text))
     ticks = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
@@ -110,7 +149,7 @@ def inline_code(text: Any) -> str:
 def fenced(text: Any, lang: str = "") -> str:
     """``text`` as a fenced code block whose fence no line inside can close."""
     text = str(text).rstrip("\n")
-    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=0)
+    longest = max((len(run) for run in FENCE_RUN.findall(text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{text}\n{fence}"
 
@@ -120,10 +159,10 @@ def fenced(text: Any, lang: str = "") -> str:
 
 def render_template(name: str, variables: Mapping[str, Any]) -> str:
     """Render ``templates/<name>.md.j2`` with ``variables``; every defect is an InputError."""
-    root = templates_dir()  # once per render: finding the pack resolves the package's path
-    path = _template_path(root, name)
-    env = _environment(str(root))
-    return _guarded(path, lambda: env.get_template(path.name).render(dict(variables)))
+    root = _templates_root(pack_root_dir())
+    path = _template_file(root, name)
+    env = _environment(root)
+    return _guarded(path, lambda: env.get_template(f"{name}{SUFFIX}").render(variables))
 
 
 def render_clause(name: str) -> str:
@@ -156,45 +195,54 @@ def render_clause(name: str) -> str:
     return _guarded(path, call).strip("\n") + "\n"
 
 
-def _guarded(path: Path, action: Callable[[], str]) -> str:
+def _guarded(path: str | Path, action: Callable[[], str]) -> str:
     """Run a render, converting Jinja and Python errors into InputError at the template line."""
-    from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
-    from jinja2.exceptions import SecurityError, TemplateError
-
     try:
         return action()
     except InputError:
         raise
-    except TemplateSyntaxError as exc:
-        where = exc.filename or str(path)
+    except Exception as exc:  # noqa: BLE001 - what is not a render defect is raised as it was
+        error = _render_error(exc, str(path))
+        if error is None:
+            raise
+        raise error from None
+
+
+def _render_error(exc: Exception, path: str) -> InputError | None:
+    """The InputError a render's exception means, at the template line; None if not a defect.
+
+    Jinja is imported here, on the error path, rather than by every render.
+    """
+    from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError, TemplateError
+
+    if isinstance(exc, TemplateSyntaxError):
         message = f"template syntax error: {exc.message}"
-        raise InputError(message, path=where, line=exc.lineno) from None
-    except UndefinedError as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(_undefined_message(exc, where), path=where, line=line) from None
-    except SecurityError as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(f"blocked by the template sandbox: {exc}", path=where, line=line) from None
-    except TemplateNotFound as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(f"template not found: {exc.name}", path=where, line=line) from None
-    except TemplateError as exc:
-        where, line = _template_frame(exc, path)
-        raise InputError(f"template error: {exc}", path=where, line=line) from None
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
-        # A variable of the wrong shape (a number where a list was expected, ...).
-        where, line = _template_frame(exc, path)
-        raise InputError(
-            f"cannot render {Path(where).name}: {type(exc).__name__}: {exc}"
-            " (check the types of the variables)",
-            path=where,
-            line=line,
-        ) from None
-    except RecursionError:
-        raise InputError("template recursion too deep", path=str(path)) from None
+        return InputError(message, path=exc.filename or path, line=exc.lineno)
+    if isinstance(exc, RecursionError):
+        return InputError("template recursion too deep", path=path)
+    if not isinstance(exc, (UndefinedError, SecurityError, TemplateNotFound, TemplateError,
+                            *VARIABLE_ERRORS)):
+        return None
+    where, line = _template_frame(exc, path)
+    if isinstance(exc, UndefinedError):
+        return InputError(_undefined_message(exc, where), path=where, line=line)
+    if isinstance(exc, SecurityError):
+        return InputError(f"blocked by the template sandbox: {exc}", path=where, line=line)
+    if isinstance(exc, TemplateNotFound):
+        return InputError(f"template not found: {exc.name}", path=where, line=line)
+    if isinstance(exc, TemplateError):
+        return InputError(f"template error: {exc}", path=where, line=line)
+    # A variable of the wrong shape (a number where a list was expected, ...).
+    return InputError(
+        f"cannot render {Path(where).name}: {type(exc).__name__}: {exc}"
+        " (check the types of the variables)",
+        path=where,
+        line=line,
+    )
 
 
-def _template_frame(exc: BaseException, fallback: Path) -> tuple[str, int | None]:
+def _template_frame(exc: BaseException, fallback: str | Path) -> tuple[str, int | None]:
     """The innermost template file and line in the traceback.
 
     Jinja rewrites the traceback of a render error so that frames of compiled
@@ -294,15 +342,11 @@ def _shown(path: Path | str, base: Path | str, *, real_base: str | None = None) 
     a runner's work per task. Resolved paths are compared as strings: both are absolute
     and normalised, so a prefix ending at a separator is exactly ``relative_to``.
     """
-    from dispatch_kit.check.confine import realpath
-
     return _relative(realpath(path), realpath(base) if real_base is None else real_base)
 
 
 def _relative(real: str, root: str) -> str:
     """The resolved path ``real`` relative to the resolved folder ``root`` if inside it."""
-    from dispatch_kit.check.confine import within
-
     if real == root:
         return "."
     if within(root, real):
@@ -339,13 +383,18 @@ def worker_vars(
     to it, and the self-check command relative to the task's own folder, so a
     worker can paste either as written. ``attempt`` is the ledger's attempt
     number the dispatch line carries.
-    """
-    from dispatch_kit.check.confine import realpath
 
+    Every path is resolved again on each call, never cached: a prompt must show the
+    folders as they are when it is rendered (see :mod:`dispatch_kit.check.confine`).
+    """
     base = Path.cwd() if base is None else base
-    # Each path resolved once, as strings (what plan.task_dir and Path.resolve give).
-    real_base = realpath(base)
-    task_dir = realpath(plan.workspace / task.cwd)
+    # Each path resolved once, as strings (what plan.task_dir and Path.resolve give),
+    # joined with os.path (realpath normalises the same as a Path would, for less).
+    task_dir = realpath(os.path.join(plan.workspace, task.cwd))
+    # The runner's base is the task folder, resolved: when it is the path just resolved
+    # above, resolving it again gives itself (short of a change in between, the race
+    # every check-then-use has and a second realpath in a row would not close).
+    real_base = task_dir if os.fspath(base) == task_dir else realpath(base)
     plan_path = None
     if plan.path and not plan.path.startswith("<"):
         plan_path = os.path.relpath(realpath(plan.path), task_dir)
@@ -356,7 +405,7 @@ def worker_vars(
             {
                 "id": dep.id,
                 "title": dep.title,
-                "dir": os.path.relpath(realpath(plan.workspace / dep.cwd), task_dir),
+                "dir": os.path.relpath(realpath(os.path.join(plan.workspace, dep.cwd)), task_dir),
             }
         )
     return {
@@ -386,12 +435,17 @@ def retry_vars(
     base: Path | None = None,
     worker_outcome: str | None = None,
     worker_timed_out: bool = False,
+    worker: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The worker variables plus the retry context: attempt n of N and each non-passing criterion.
 
     ``task_check`` is one element of a check result's ``tasks`` list. Only
     criteria whose verdict is not ``pass`` reach the prompt: the worker should
     spend its retry on what failed, not re-read what worked.
+
+    ``worker`` is what :func:`worker_vars` returned for this very attempt (same plan,
+    task and base, attempt ``attempt + 1``), when the caller has just computed it to
+    render the worker prompt the addendum follows; else it is computed here.
     """
     if not 1 <= attempt <= task.max_retries:
         raise InputError(
@@ -416,7 +470,8 @@ def retry_vars(
         raise InputError(
             f"task '{task.id}' passed every exit criterion in this check result; nothing to retry"
         )
-    values = worker_vars(plan, task, base=base, attempt=attempt + 1)  # retry n is attempt n+1
+    values = (dict(worker) if worker is not None  # retry n is attempt n+1
+              else worker_vars(plan, task, base=base, attempt=attempt + 1))
     values.update(
         attempt=attempt,
         max_retries=task.max_retries,

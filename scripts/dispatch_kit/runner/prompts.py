@@ -27,7 +27,8 @@ def build_prompt(plan: Plan, row: TaskRow, task: Task | None = None,
 
     task = task or plan.task(row.id)
     base = base or plan.task_dir(task)
-    prompt = render_template("worker", worker_vars(plan, task, base=base, attempt=row.attempt))
+    values = worker_vars(plan, task, base=base, attempt=row.attempt)
+    prompt = render_template("worker", values)
     if row.attempt <= 1:
         return prompt
     retry = row.attempt - 1
@@ -35,10 +36,10 @@ def build_prompt(plan: Plan, row: TaskRow, task: Task | None = None,
     note = entry.get("note") if isinstance(entry, dict) else None
     timed_out = bool(entry.get("worker_timed_out")) if isinstance(entry, dict) else False
     try:
-        values = retry_vars(
-            plan, task, retry, entry, base=base, worker_outcome=note, worker_timed_out=timed_out
-        )
-        addendum = render_template("retry", values)
+        addendum = render_template("retry", retry_vars(
+            plan, task, retry, entry, base=base, worker_outcome=note, worker_timed_out=timed_out,
+            worker=values,  # the same variables, resolved once for both templates
+        ))
     except InputError:
         addendum = (
             f"## Previous attempt failed (attempt {retry}/{task.max_retries + 1})\n"
