@@ -327,6 +327,19 @@ def test_worker_gets_its_prompt_on_stdin_as_a_file_and_its_context_in_env(tmp_pa
     assert (folder / "env.txt").read_text().split() == ["y", "1", str(plan.resolve())]
 
 
+def test_prompts_name_the_runs_own_mission_and_ledger(tmp_path, cli):
+    # The dispatch line is what a harness session's hooks record by: a run of a second
+    # mission in a ledger of its own must not send them to the plan's default ledger.
+    plan = small_plan(tmp_path, [{"id": "x"}, {"id": "y"}])
+    worker = "tail -n 1 > line.txt; echo ok > done.txt"
+    result = cli("run", str(plan), "--worker", worker, "--db", str(tmp_path / "team.db"),
+                 "--mission", "second")
+    assert result.returncode == 0, result.stderr
+    line = (tmp_path / "ws" / "x" / "line.txt").read_text().strip()
+    ledger = tmp_path.resolve() / "team.db"  # outside the task's folder: shown whole
+    assert line == f"dispatch-kit: mission=second task=x attempt=1 ledger={ledger}", line
+
+
 # --------------------------------------------------------------------------- hostile workers
 
 

@@ -144,6 +144,19 @@ def run_worker(mission: Mission, task: str, number: int, prompt: str) -> str:
 # The commands the stewards run
 
 
+def test_the_dispatch_line_names_the_mission_and_ledger_the_attempt_was_claimed_in(mission):
+    # A second mission of the same plan in a ledger of its own: the hooks must record the
+    # dispatch there, not in the plan's default ledger under the plan's name.
+    ledger = ["--db", "elsewhere/team.db", "--mission", "second run"]
+    assert run_cli("ledger", "init", mission.plan, *ledger, cwd=mission.project).returncode == 0
+    code, started = attempt(mission, "start", "counter", *ledger)
+    assert code == 0 and started["ok"], started
+    line = started["prompt"].rstrip("\n").splitlines()[-1]
+    assert line == ("dispatch-kit: mission=second%20run task=counter attempt=1 "
+                    "ledger=elsewhere/team.db"), line
+    assert not (mission.project / "wordcount" / ".dispatch").exists()
+
+
 def test_attempt_start_claims_renders_lints_and_records_before_any_worker(mission):
     assert run_cli("ledger", "init", mission.plan, cwd=mission.project).returncode == 0
     code, blocked = attempt(mission, "start", "tests")

@@ -123,7 +123,8 @@ def _start(args: argparse.Namespace) -> int:
             _emit(document)
             return 1
         row = ledger.task(mission, task.id)
-        prompt = build_prompt(plan, row, task, base=Path.cwd())
+        prompt = build_prompt(plan, row, task, base=Path.cwd(), mission=mission,
+                              ledger=ledger.location)
         agent = args.agent.rsplit(":", 1)[-1] or None  # a plugin agent: PLUGIN:NAME
         findings = engine.lint_text(prompt, f"{task.id}-attempt-{row.attempt}",
                                     config.load(start=str(Path.cwd())), agent=agent,

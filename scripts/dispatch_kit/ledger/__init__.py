@@ -101,6 +101,8 @@ class Ledger:
         self.store = store
         self.path: Path | None = store.path  # the SQLite file; None on a server
         self.where = store.where  # what messages name: the file, or the redacted URL
+        # What a worker prompt's dispatch line names, for the hooks to record there.
+        self.location: Path | str = self.path if self.path is not None else self.where
         self.conn = store.conn
         db = Db(store)
         self._tx, self._now = db.tx, db.now  # for tests that write or time a change directly

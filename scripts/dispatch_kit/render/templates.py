@@ -355,17 +355,22 @@ def _relative(real: str, root: str) -> str:
 
 
 def dispatch_vars(plan: Plan, task: Task, attempt: int, base: Path, *,
-                  real_base: str | None = None) -> dict[str, Any]:
-    """What the dispatch line says (``clauses/dispatch-line.md.j2``): the mission as
-    ``ledger init`` names it, the task, the ledger's 1-based attempt number and the
-    ledger file relative to ``base``, so the session's hooks can record the dispatch."""
+                  real_base: str | None = None, mission: str | None = None,
+                  ledger: Path | str | None = None) -> dict[str, Any]:
+    """What the dispatch line says (``clauses/dispatch-line.md.j2``): the mission, the
+    task, the ledger's 1-based attempt number and the ledger (a file relative to ``base``,
+    or a database URL without its password), so the session's hooks record the dispatch
+    where it was claimed. ``mission`` and ``ledger`` are those of the caller's ledger
+    (``run``/``attempt start`` with ``--mission``/``--db``); by default the plan's, as
+    ``ledger init`` names them."""
     from dispatch_kit.ledger.backends import redact
     from dispatch_kit.ledger.fingerprint import mission_id_for
     from dispatch_kit.ledger.location import default_db_for
 
-    ledger = default_db_for(plan)
+    if ledger is None:
+        ledger = default_db_for(plan)
     return {
-        "mission": mission_id_for(plan),
+        "mission": mission if mission is not None else mission_id_for(plan),
         "task": task.id,
         "attempt": attempt,
         "ledger": _shown(ledger, base, real_base=real_base) if isinstance(ledger, Path)
@@ -374,7 +379,8 @@ def dispatch_vars(plan: Plan, task: Task, attempt: int, base: Path, *,
 
 
 def worker_vars(
-    plan: Plan, task: Task, *, base: Path | None = None, attempt: int = 1
+    plan: Plan, task: Task, *, base: Path | None = None, attempt: int = 1,
+    mission: str | None = None, ledger: Path | str | None = None,
 ) -> dict[str, Any]:
     """Every variable ``worker.md.j2`` needs, from a loaded plan.
 
@@ -382,7 +388,8 @@ def worker_vars(
     by default the current directory: the working directory is shown relative
     to it, and the self-check command relative to the task's own folder, so a
     worker can paste either as written. ``attempt`` is the ledger's attempt
-    number the dispatch line carries.
+    number the dispatch line carries, ``mission`` and ``ledger`` where it was
+    claimed (see :func:`dispatch_vars`).
 
     Every path is resolved again on each call, never cached: a prompt must show the
     folders as they are when it is rendered (see :mod:`dispatch_kit.check.confine`).
@@ -422,7 +429,8 @@ def worker_vars(
         "allow_commits": bool(plan.allow_commits),
         "timeout": task.timeout,
         "plan_path": plan_path,
-        "dispatch": dispatch_vars(plan, task, attempt, base, real_base=real_base),
+        "dispatch": dispatch_vars(plan, task, attempt, base, real_base=real_base,
+                                  mission=mission, ledger=ledger),
     }
 
 

@@ -52,14 +52,19 @@ class Preparer:
             self._runs_made = True
         prompt = folder / f"{row.id}.attempt-{row.attempt}.prompt.md"
         text = self._prompts.pop((row.id, row.attempt), None)
-        prompt.write_text(text if text is not None else
-                          build_prompt(state.collector.task_plan(row.id), row, task, cwd))
+        prompt.write_text(text if text is not None else self._render(row, cwd))
         log = folder / f"{row.id}.attempt-{row.attempt}.log"
         command = worker_command(state.options.worker, prompt, row.id, row.attempt, cwd)
         env = worker_env(self.base_env, row.id, row.attempt, row.max_attempts, prompt, task.env)
         if state.trace is not None:  # the worker gets its attempt's TRACEPARENT
             state.trace.apply(env, row.id)
         return cwd, prompt, log, command, env
+
+    def _render(self, row: TaskRow, cwd: Path) -> str:
+        """The attempt's prompt; its dispatch line names this run's mission and ledger."""
+        state = self.state
+        return build_prompt(state.collector.task_plan(row.id), row, state.tasks[row.id], cwd,
+                            mission=state.mission, ledger=state.ledger.location)
 
     def prefetch(self) -> None:
         """Render the prompts of the next ready tasks while workers run, off the critical path.
@@ -78,9 +83,7 @@ class Preparer:
             if key in self._prompts:
                 continue
             try:
-                self._prompts[key] = build_prompt(state.collector.task_plan(row.id), row,
-                                                  state.tasks[row.id],
-                                                  state.task_dirs[row.id])
+                self._prompts[key] = self._render(row, state.task_dirs[row.id])
             except InputError:
                 return  # it will fail again, visibly, when the task starts
             return  # one per idle moment: the loop comes back here while workers run

@@ -17,17 +17,20 @@ from dispatch_kit.plan.model import Plan, Task
 
 
 def build_prompt(plan: Plan, row: TaskRow, task: Task | None = None,
-                 base: Path | None = None) -> str:
+                 base: Path | None = None, *, mission: str | None = None,
+                 ledger: Path | str | None = None) -> str:
     """Worker prompt, plus the retry addendum (with the last failure) from attempt 2 on.
 
     Paths in the prompt are shown relative to ``base``, the task's own folder,
-    because that is where the worker starts.
+    because that is where the worker starts. ``mission`` and ``ledger`` are where the
+    attempt was claimed, for the dispatch line (by default the plan's own).
     """
     from dispatch_kit.render.templates import render_template, retry_vars, worker_vars
 
     task = task or plan.task(row.id)
     base = base or plan.task_dir(task)
-    values = worker_vars(plan, task, base=base, attempt=row.attempt)
+    values = worker_vars(plan, task, base=base, attempt=row.attempt, mission=mission,
+                         ledger=ledger)
     prompt = render_template("worker", values)
     if row.attempt <= 1:
         return prompt
