@@ -38,7 +38,7 @@ from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from dispatch_kit.check.confine import Escape, inside, task_folder
+from dispatch_kit.check.confine import Escape, confined, realpath_or_escape, task_folder_stat
 from dispatch_kit.check.env import NoPrivateFolder, criterion_env
 from dispatch_kit.errors import InputError
 from dispatch_kit.plan.model import Criterion, Plan, Task
@@ -188,12 +188,19 @@ def check_criterion(
     }
     start = time.monotonic()
     try:
-        cwd = task_folder(plan.workspace, task.cwd)  # now, not when the plan was loaded
+        # Now, not when the plan was loaded; the workspace once for this criterion, its
+        # folder and (structured checks) its file each when used (dispatch_kit.check.confine).
+        root = realpath_or_escape(plan.workspace)
+        real, info = task_folder_stat(plan.workspace, task.cwd, root)
     except Escape as exc:
         entry["message"] = f"refused: {exc}"
         return task.id, entry
-    if not cwd.is_dir():
-        what = "is not a directory" if cwd.exists() else "does not exist yet"
+    cwd = Path(real)
+    if isinstance(info, OSError) or not stat.S_ISDIR(info.st_mode):
+        what = ("is not a directory" if not isinstance(info, OSError)
+                else "does not exist yet" if isinstance(info, (FileNotFoundError,
+                                                                NotADirectoryError))
+                else f"cannot be looked at: {info.strerror or info}")
         entry["message"] = f"working directory {task.cwd} {what}"
     elif criterion.kind in ("shell", "run"):
         limit = criterion_timeout(task, criterion, default_timeout)
@@ -215,7 +222,7 @@ def check_criterion(
     else:
         limit = criterion_timeout(task, criterion, default_timeout)
         verdict, message = _structured(cwd, criterion, workspace=plan.workspace, limit=limit,
-                                       groups=groups)
+                                       groups=groups, root=root)
         entry["verdict"], entry["message"] = verdict, message
         entry["exit_code"] = {"pass": 0, "fail": 1}.get(verdict)
     entry["duration"] = round(time.monotonic() - start, 4)
@@ -289,21 +296,26 @@ def _signal_name(number: int) -> str:
 
 def _structured(cwd: Path, criterion: Criterion, *, workspace: Path | None = None,
                 limit: float = DEFAULT_CRITERION_TIMEOUT,
-                groups: ProcessGroups | None = None) -> tuple[str, str]:
-    """Verdict and message of a check that needs no shell: file_exists, contains, min_bytes."""
+                groups: ProcessGroups | None = None, root: str | None = None) -> tuple[str, str]:
+    """Verdict and message of a check that needs no shell: file_exists, contains, min_bytes.
+
+    ``root`` is the workspace (``cwd`` without one) already resolved by the caller in
+    this same check; the file is resolved here, when it is used.
+    """
     rel = criterion.path or ""
     try:
-        target = inside(cwd if workspace is None else workspace, cwd / rel, what="path")
+        if root is None:
+            root = realpath_or_escape(cwd if workspace is None else workspace)
+        real, info = confined(root, os.path.join(cwd, rel), what="path")
     except Escape as exc:
         return "error", f"refused: {exc}"
-    try:
-        info = target.stat()
-    except FileNotFoundError:
+    # What stat said of the resolved file while resolving it: the same look as a new stat.
+    if isinstance(info, FileNotFoundError):
         return "fail", f"no such file: {rel}"
-    except NotADirectoryError:
+    if isinstance(info, NotADirectoryError):
         return "fail", f"no such file: {rel} (a parent is not a directory)"
-    except OSError as exc:
-        return "error", f"cannot read {rel}: {exc.strerror or exc}"
+    if isinstance(info, OSError):
+        return "error", f"cannot read {rel}: {info.strerror or info}"
     if not stat.S_ISREG(info.st_mode):
         return "fail", f"{rel} exists but is not a regular file"
     if criterion.kind == "file_exists":
@@ -317,9 +329,9 @@ def _structured(cwd: Path, criterion: Criterion, *, workspace: Path | None = Non
         return "error", f"{rel} is larger than {MAX_CONTAINS_BYTES // (1024 * 1024)} MiB; " \
                         "use a shell criterion (grep) for it"
     if criterion.regex is not None:
-        return _regex_in_child(target, rel, criterion.regex, limit, groups)
+        return _regex_in_child(Path(real), rel, criterion.regex, limit, groups)
     try:
-        with open(target, "rb") as handle:
+        with open(real, "rb") as handle:
             data = handle.read(MAX_CONTAINS_BYTES + 1)
     except OSError as exc:
         return "error", f"cannot read {rel}: {exc.strerror or exc}"
