@@ -83,7 +83,9 @@ class Starter:
         Output goes through a named pipe beside the log, named after this
         runner's pid. The worker also holds a spare read end, so if the runner
         dies its writes wait instead of failing, and the next runner reopens the
-        pipe by name and carries on logging.
+        pipe by name and carries on logging. The spare is the runner's own read
+        end, inherited (one open file shared, not a third open of the pipe): it
+        keeps a reader on the pipe for as long as the worker lives.
 
         Surviving the runner is bounded: before the gate opens, the runner's
         watchdog (:mod:`dispatch_kit.procs.watchdog`) is told to kill the worker's
@@ -106,13 +108,11 @@ class Starter:
             opened.append(read_fd)
             write_fd = os.open(fifo, os.O_WRONLY)
             opened.append(write_fd)
-            spare_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-            opened.append(spare_fd)
             gate_r, gate_w = os.pipe()
             opened += [gate_r, gate_w]
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", GATE, "dispatch-kit-worker", str(prompt), command],
-                cwd=cwd, stdin=gate_r, stdout=write_fd, stderr=write_fd, pass_fds=(spare_fd,),
+                cwd=cwd, stdin=gate_r, stdout=write_fd, stderr=write_fd, pass_fds=(read_fd,),
                 start_new_session=True, env=env,
             )
         except (InputError, OSError) as exc:
@@ -120,9 +120,10 @@ class Starter:
                 os.close(fd)
             self.give_up(row, exc, claimed)
             return
-        for fd in (write_fd, spare_fd, gate_r):
+        for fd in (write_fd, gate_r):
             os.close(fd)
-        worker = Worker(pid=proc.pid, pid_start=pid_start(proc.pid), log_path=str(log_path),
+        log = str(log_path)
+        worker = Worker(pid=proc.pid, pid_start=pid_start(proc.pid), log_path=log,
                         prompt_path=str(prompt))
         try:
             result = self.claim(row, worker) if claimed is None else \
@@ -144,8 +145,7 @@ class Starter:
             task_id=row.id, attempt=row.attempt, max_attempts=row.max_attempts,
             attempt_id=result.attempt_id, pid=proc.pid, pid_start=worker.pid_start,
             deadline=time.time() + timeout, timeout=timeout, proc=proc, fd=read_fd,
-            log=BoundedLog(log_path, state.options.log_limit), log_path=str(log_path),
-            fifo=fifo,
+            log=BoundedLog(log_path, state.options.log_limit), log_path=log, fifo=fifo,
         )
         state.running[row.id] = running
         self.events.watch_output(running)
@@ -160,7 +160,7 @@ class Starter:
         os.close(gate_w)
         state.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
                             f"{row.max_attempts}, pid {proc.pid})", attempt=row.attempt,
-                            pid=proc.pid, log=str(log_path))
+                            pid=proc.pid, log=log)
 
     def _dispatch_claimed(self, row: TaskRow, claimed: ClaimResult,
                           worker: Worker) -> ClaimResult:
