@@ -79,10 +79,11 @@ def check_plan(
     criterion's process group is killed before the exception propagates.
     """
     tasks = _select(plan, task_ids)
-    jobs = jobs or os.cpu_count() or 1
     groups = ProcessGroups()
     work = [(task, index, criterion) for task in tasks
             for index, criterion in enumerate(task.exit_criteria)]
+    # The cores only when there is a choice to make: os.cpu_count() reads a /sys file.
+    jobs = jobs or (os.cpu_count() or 1 if len(work) > 1 else 1)
     if jobs == 1 or len(work) <= 1:
         # No pool for sequential work: a runner checks one task after every
         # attempt, and a thread pool per call is a measurable share of that.
@@ -191,11 +192,10 @@ def check_criterion(
         # Now, not when the plan was loaded; the workspace once for this criterion, its
         # folder and (structured checks) its file each when used (dispatch_kit.check.confine).
         root = realpath_or_escape(plan.workspace)
-        real, info = task_folder_stat(plan.workspace, task.cwd, root)
+        cwd, info = task_folder_stat(plan.workspace, task.cwd, root)
     except Escape as exc:
         entry["message"] = f"refused: {exc}"
         return task.id, entry
-    cwd = Path(real)
     if isinstance(info, OSError) or not stat.S_ISDIR(info.st_mode):
         what = ("is not a directory" if not isinstance(info, OSError)
                 else "does not exist yet" if isinstance(info, (FileNotFoundError,
@@ -208,13 +208,13 @@ def check_criterion(
             criterion.argv)
         try:
             with criterion_env(task.env, criterion.env) as env:
-                outcome = run(argv, cwd=str(cwd), timeout=limit, tail_bytes=tail_bytes,
+                outcome = run(argv, cwd=cwd, timeout=limit, tail_bytes=tail_bytes,
                               groups=groups, env=env)
         except NoPrivateFolder as exc:
             entry["message"] = str(exc)
             entry["duration"] = round(time.monotonic() - start, 4)
             return task.id, entry
-        _judge_process(entry, criterion, outcome, limit, str(cwd))
+        _judge_process(entry, criterion, outcome, limit, cwd)
         entry["stdout_tail"] = outcome.stdout.text()
         entry["stderr_tail"] = outcome.stderr.text()
         entry["duration"] = round(outcome.duration, 4)
@@ -294,7 +294,7 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-def _structured(cwd: Path, criterion: Criterion, *, workspace: Path | None = None,
+def _structured(cwd: Path | str, criterion: Criterion, *, workspace: Path | None = None,
                 limit: float = DEFAULT_CRITERION_TIMEOUT,
                 groups: ProcessGroups | None = None, root: str | None = None) -> tuple[str, str]:
     """Verdict and message of a check that needs no shell: file_exists, contains, min_bytes.
