@@ -83,7 +83,7 @@ def check_plan(
     work = [(task, index, criterion) for task in tasks
             for index, criterion in enumerate(task.exit_criteria)]
     # The cores only when there is a choice to make: os.cpu_count() reads a /sys file.
-    jobs = jobs or (os.cpu_count() or 1 if len(work) > 1 else 1)
+    jobs = jobs or ((os.cpu_count() or 1) if len(work) > 1 else 1)
     if jobs == 1 or len(work) <= 1:
         # No pool for sequential work: a runner checks one task after every
         # attempt, and a thread pool per call is a measurable share of that.
