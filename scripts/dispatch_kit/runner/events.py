@@ -97,13 +97,16 @@ class Events:
     def take_spare(self, fifo: Path) -> bool:
         """Rename the spare pipe (:meth:`_keep_spare`) to ``fifo``; False when there is none."""
         spare, self._spare = self._spare, None
-        if spare is None or spare.parent != fifo.parent:
+        if spare is None:
             return False
-        try:
-            os.replace(spare, fifo)  # also replaces a pipe an abandoned attempt left there
-        except OSError:
-            return False
-        return True
+        if os.path.dirname(spare) == os.path.dirname(fifo):  # a spare serves its own folder
+            try:
+                os.replace(spare, fifo)  # also replaces a pipe an abandoned attempt left there
+                return True
+            except OSError:
+                pass
+        spare.unlink(missing_ok=True)
+        return False
 
     def close_output(self, running: Running) -> None:
         """Read the last output, stop watching for the exit, close the log: the worker is done."""
