@@ -49,7 +49,7 @@ class Preparer:
         prompt = folder / f"{row.id}.attempt-{row.attempt}.prompt.md"
         text = self._prompts.pop((row.id, row.attempt), None)
         write_text(prompt, text if text is not None else
-                  build_prompt(state.collector.task_plan(row.id), row, task, cwd))
+                   build_prompt(state.collector.task_plan(row.id), row, task, cwd))
         log = folder / f"{row.id}.attempt-{row.attempt}.log"
         command = worker_command(state.options.worker, prompt, row.id, row.attempt, cwd)
         env = worker_env(self.base_env, row.id, row.attempt, row.max_attempts, prompt, task.env)

@@ -84,8 +84,9 @@ class Starter:
         runner's pid. The worker also holds a spare read end, so if the runner
         dies its writes wait instead of failing, and the next runner reopens the
         pipe by name and carries on logging. The spare is the runner's own read
-        end, inherited (one open file shared, not a third open of the pipe): it
-        keeps a reader on the pipe for as long as the worker lives.
+        end, inherited (one open file shared, not a third open of the pipe; the
+        worker never reads it): it keeps a reader on the pipe for as long as the
+        worker lives, whatever becomes of the runner's descriptor.
 
         Surviving the runner is bounded: before the gate opens, the runner's
         watchdog (:mod:`dispatch_kit.procs.watchdog`) is told to kill the worker's
