@@ -83,10 +83,10 @@ class Starter:
         Output goes through a named pipe beside the log, named after this
         runner's pid. The worker also holds a spare read end, so if the runner
         dies its writes wait instead of failing, and the next runner reopens the
-        pipe by name and carries on logging. The spare is the runner's own read
-        end, inherited (one open file shared, not a third open of the pipe; the
-        worker never reads it): it keeps a reader on the pipe for as long as the
-        worker lives, whatever becomes of the runner's descriptor.
+        pipe by name and carries on logging. The spare is an open of its own,
+        not the runner's read end inherited: that would share the runner's open
+        file, and a worker clearing O_NONBLOCK on it would leave the runner's
+        reads blocking.
 
         Surviving the runner is bounded: before the gate opens, the runner's
         watchdog (:mod:`dispatch_kit.procs.watchdog`) is told to kill the worker's
@@ -110,11 +110,13 @@ class Starter:
             opened.append(read_fd)
             write_fd = os.open(fifo, os.O_WRONLY)
             opened.append(write_fd)
+            spare_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            opened.append(spare_fd)
             gate_r, gate_w = os.pipe()
             opened += [gate_r, gate_w]
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", GATE, "dispatch-kit-worker", str(prompt), command],
-                cwd=cwd, stdin=gate_r, stdout=write_fd, stderr=write_fd, pass_fds=(read_fd,),
+                cwd=cwd, stdin=gate_r, stdout=write_fd, stderr=write_fd, pass_fds=(spare_fd,),
                 start_new_session=True, env=env,
             )
         except (InputError, OSError) as exc:
@@ -122,7 +124,7 @@ class Starter:
                 os.close(fd)
             self.give_up(row, exc, claimed)
             return
-        for fd in (write_fd, gate_r):
+        for fd in (write_fd, spare_fd, gate_r):
             os.close(fd)
         log = str(log_path)
         worker = Worker(pid=proc.pid, pid_start=pid_start(proc.pid), log_path=log,
