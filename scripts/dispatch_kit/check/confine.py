@@ -32,23 +32,38 @@ def realpath(path: str | os.PathLike[str]) -> str:
     loop is a RuntimeError, a NUL byte a ValueError), without building the Path objects
     that cost a runner more than the system calls do.
     """
+    return realpath_stat(path)[0]
+
+
+def realpath_stat(path: str | os.PathLike[str]) -> tuple[str, os.stat_result | OSError]:
+    """:func:`realpath`, with what ``stat`` said of the resolved path (a result or an error).
+
+    ``Path.resolve`` stats the resolved path anyway (to tell a symlink loop); a caller that
+    next asks whether the path is a folder or a regular file uses this answer instead of
+    asking the kernel again, the same moment's answer either way.
+    """
     real = os.path.realpath(path)
     try:
-        os.stat(real)
+        return real, os.stat(real)
     except OSError as exc:  # what Path.resolve checks: only a loop is an error
         if exc.errno == errno.ELOOP:
             raise RuntimeError(f"Symlink loop from {exc.filename!r}") from None
-    return real
+        return real, exc
 
 
 def resolve(path: Path) -> Path:
     """``path`` with every symlink followed, as far as it exists; Escape when unresolvable."""
-    return Path(_real(path))
+    return Path(realpath_or_escape(path))
 
 
-def _real(path: Path | str) -> str:
+def realpath_or_escape(path: Path | str) -> str:
+    """:func:`realpath`, or Escape when ``path`` cannot be resolved (a loop, a NUL byte)."""
+    return _real_stat(path)[0]
+
+
+def _real_stat(path: Path | str) -> tuple[str, os.stat_result | OSError]:
     try:
-        return realpath(path)
+        return realpath_stat(path)
     except (OSError, RuntimeError, ValueError) as exc:  # a loop, a NUL byte, a name too long
         raise Escape(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
 
@@ -60,16 +75,33 @@ def within(root: str, real: str) -> bool:
 
 def inside(workspace: Path, path: Path, *, what: str = "path") -> Path:
     """``path`` resolved now, if it is the workspace or inside it; else Escape saying where."""
-    root = _real(workspace)
-    real = _real(path)
+    return Path(confined(realpath_or_escape(workspace), path, what=what)[0])
+
+
+def confined(root: str, path: Path | str, *,
+             what: str = "path") -> tuple[str, os.stat_result | OSError]:
+    """``path`` resolved now, with its ``stat`` (:func:`realpath_stat`), if it is inside the
+    folder ``root`` (already resolved, by the caller, in this same step); else Escape.
+
+    For a step that confines several paths to one workspace: the workspace is resolved
+    once for the step, each path when it is used.
+    """
+    real, info = _real_stat(path)
     if not within(root, real):
         raise Escape(f"{what} {path} resolves to {real}, outside the workspace {root}")
-    return Path(real)
+    return real, info
 
 
 def task_folder(workspace: Path, cwd: str) -> Path:
     """A task's working folder, resolved and confined right now (see the module doc)."""
-    return inside(workspace, Path(workspace) / cwd, what="working directory")
+    return Path(task_folder_stat(workspace, cwd, realpath_or_escape(workspace))[0])
+
+
+def task_folder_stat(workspace: Path | str, cwd: str,
+                     root: str) -> tuple[str, os.stat_result | OSError]:
+    """:func:`task_folder`, the workspace already resolved to ``root`` in this step, with
+    the folder's ``stat`` (whether it exists yet and is a folder, without another look)."""
+    return confined(root, os.path.join(workspace, cwd), what="working directory")
 
 
 def safe_name(value: str, option: str) -> str:

@@ -38,7 +38,7 @@ from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from dispatch_kit.check.confine import Escape, inside, task_folder
+from dispatch_kit.check.confine import Escape, confined, realpath_or_escape, task_folder_stat
 from dispatch_kit.check.env import NoPrivateFolder, criterion_env
 from dispatch_kit.errors import InputError
 from dispatch_kit.plan.model import Criterion, Plan, Task
@@ -79,10 +79,11 @@ def check_plan(
     criterion's process group is killed before the exception propagates.
     """
     tasks = _select(plan, task_ids)
-    jobs = jobs or os.cpu_count() or 1
     groups = ProcessGroups()
     work = [(task, index, criterion) for task in tasks
             for index, criterion in enumerate(task.exit_criteria)]
+    # The cores only when there is a choice to make: os.cpu_count() reads a /sys file.
+    jobs = jobs or ((os.cpu_count() or 1) if len(work) > 1 else 1)
     if jobs == 1 or len(work) <= 1:
         # No pool for sequential work: a runner checks one task after every
         # attempt, and a thread pool per call is a measurable share of that.
@@ -188,12 +189,18 @@ def check_criterion(
     }
     start = time.monotonic()
     try:
-        cwd = task_folder(plan.workspace, task.cwd)  # now, not when the plan was loaded
+        # Now, not when the plan was loaded; the workspace once for this criterion, its
+        # folder and (structured checks) its file each when used (dispatch_kit.check.confine).
+        root = realpath_or_escape(plan.workspace)
+        cwd, info = task_folder_stat(plan.workspace, task.cwd, root)
     except Escape as exc:
         entry["message"] = f"refused: {exc}"
         return task.id, entry
-    if not cwd.is_dir():
-        what = "is not a directory" if cwd.exists() else "does not exist yet"
+    if isinstance(info, OSError) or not stat.S_ISDIR(info.st_mode):
+        what = ("is not a directory" if not isinstance(info, OSError)
+                else "does not exist yet" if isinstance(info, (FileNotFoundError,
+                                                                NotADirectoryError))
+                else f"cannot be looked at: {info.strerror or info}")
         entry["message"] = f"working directory {task.cwd} {what}"
     elif criterion.kind in ("shell", "run"):
         limit = criterion_timeout(task, criterion, default_timeout)
@@ -201,13 +208,13 @@ def check_criterion(
             criterion.argv)
         try:
             with criterion_env(task.env, criterion.env) as env:
-                outcome = run(argv, cwd=str(cwd), timeout=limit, tail_bytes=tail_bytes,
+                outcome = run(argv, cwd=cwd, timeout=limit, tail_bytes=tail_bytes,
                               groups=groups, env=env)
         except NoPrivateFolder as exc:
             entry["message"] = str(exc)
             entry["duration"] = round(time.monotonic() - start, 4)
             return task.id, entry
-        _judge_process(entry, criterion, outcome, limit, str(cwd))
+        _judge_process(entry, criterion, outcome, limit, cwd)
         entry["stdout_tail"] = outcome.stdout.text()
         entry["stderr_tail"] = outcome.stderr.text()
         entry["duration"] = round(outcome.duration, 4)
@@ -215,7 +222,7 @@ def check_criterion(
     else:
         limit = criterion_timeout(task, criterion, default_timeout)
         verdict, message = _structured(cwd, criterion, workspace=plan.workspace, limit=limit,
-                                       groups=groups)
+                                       groups=groups, root=root)
         entry["verdict"], entry["message"] = verdict, message
         entry["exit_code"] = {"pass": 0, "fail": 1}.get(verdict)
     entry["duration"] = round(time.monotonic() - start, 4)
@@ -287,23 +294,28 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-def _structured(cwd: Path, criterion: Criterion, *, workspace: Path | None = None,
+def _structured(cwd: Path | str, criterion: Criterion, *, workspace: Path | None = None,
                 limit: float = DEFAULT_CRITERION_TIMEOUT,
-                groups: ProcessGroups | None = None) -> tuple[str, str]:
-    """Verdict and message of a check that needs no shell: file_exists, contains, min_bytes."""
+                groups: ProcessGroups | None = None, root: str | None = None) -> tuple[str, str]:
+    """Verdict and message of a check that needs no shell: file_exists, contains, min_bytes.
+
+    ``root`` is the workspace (``cwd`` without one) already resolved by the caller in
+    this same check; the file is resolved here, when it is used.
+    """
     rel = criterion.path or ""
     try:
-        target = inside(cwd if workspace is None else workspace, cwd / rel, what="path")
+        if root is None:
+            root = realpath_or_escape(cwd if workspace is None else workspace)
+        real, info = confined(root, os.path.join(cwd, rel), what="path")
     except Escape as exc:
         return "error", f"refused: {exc}"
-    try:
-        info = target.stat()
-    except FileNotFoundError:
+    # What stat said of the resolved file while resolving it: the same look as a new stat.
+    if isinstance(info, FileNotFoundError):
         return "fail", f"no such file: {rel}"
-    except NotADirectoryError:
+    if isinstance(info, NotADirectoryError):
         return "fail", f"no such file: {rel} (a parent is not a directory)"
-    except OSError as exc:
-        return "error", f"cannot read {rel}: {exc.strerror or exc}"
+    if isinstance(info, OSError):
+        return "error", f"cannot read {rel}: {info.strerror or info}"
     if not stat.S_ISREG(info.st_mode):
         return "fail", f"{rel} exists but is not a regular file"
     if criterion.kind == "file_exists":
@@ -317,9 +329,9 @@ def _structured(cwd: Path, criterion: Criterion, *, workspace: Path | None = Non
         return "error", f"{rel} is larger than {MAX_CONTAINS_BYTES // (1024 * 1024)} MiB; " \
                         "use a shell criterion (grep) for it"
     if criterion.regex is not None:
-        return _regex_in_child(target, rel, criterion.regex, limit, groups)
+        return _regex_in_child(Path(real), rel, criterion.regex, limit, groups)
     try:
-        with open(target, "rb") as handle:
+        with open(real, "rb") as handle:
             data = handle.read(MAX_CONTAINS_BYTES + 1)
     except OSError as exc:
         return "error", f"cannot read {rel}: {exc.strerror or exc}"

@@ -24,13 +24,30 @@ def hostname() -> str:
 
 def pid_start(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (clock ticks since boot), or None where unknown."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
+    raw = _proc_stat(pid)
+    if raw is None:
         return None
     # Field 2 (comm) may contain spaces and parentheses; fields after the last ')' are fixed.
     fields = raw[raw.rfind(b")") + 2 :].split()
     return fields[19].decode() if len(fields) > 19 else None
+
+
+def _proc_stat(pid: int) -> bytes | None:
+    """``/proc/PID/stat`` (None without procfs or once the process is gone).
+
+    One ``read`` of a raw descriptor, no file object: the file is a few hundred bytes, and
+    the runner reads it for every worker it starts.
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def pid_alive(pid: int | None, start: str | None = None) -> bool:
@@ -43,12 +60,11 @@ def pid_alive(pid: int | None, start: str | None = None) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
+    raw = _proc_stat(pid)
+    if raw is None:
         # No procfs (macOS, BSD): signal 0 succeeded, that is all we can know.
         # With procfs, the process vanished between the two looks.
-        return not Path("/proc/self").exists()
+        return not os.path.exists("/proc/self")
     fields = raw[raw.rfind(b")") + 2 :].split()
     if fields and fields[0] in (b"Z", b"X"):
         return False  # exited, waiting to be reaped
@@ -144,20 +160,21 @@ def _group_has_live_members(pgid: int) -> bool:
     return False
 
 
-def pump(fd: int, log: BoundedLog | None, *, final: bool = False) -> bool:
-    """Copy what a non-blocking pipe holds into ``log``; False once it is finished.
+def pump(fd: int, log: BoundedLog | None, *, final: bool = False) -> bool | None:
+    """Copy what a non-blocking pipe holds into ``log``; falsy once it is finished.
 
-    Finished means end of file, a read error, or, with ``final`` (the writer is
-    gone), nothing left to read now: whatever still holds the pipe open has
-    escaped the worker's process group and is not waited for.
+    Finished means end of file (False: every writer has closed it, it is empty),
+    a read error, or, with ``final`` (the writer is gone), nothing left to read
+    now: whatever still holds the pipe open has escaped the worker's process
+    group and is not waited for (None for these two).
     """
     while True:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
-            return not final
+            return None if final else True
         except OSError:
-            return False
+            return None
         if not data:
             return False
         if log is not None:

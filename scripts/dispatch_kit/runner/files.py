@@ -7,6 +7,7 @@ of an attempt it did not start from the log path the ledger recorded.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -38,6 +39,28 @@ def pipe_path(log_path: str | Path, holder_pid: int) -> Path:
     """The named pipe a worker writes its output to, named after the runner reading it (so
     two runners racing for one task never share a pipe; an adopter renames it to its pid)."""
     return Path(log_path).with_suffix(f".{holder_pid}.pipe")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` (UTF-8), replacing what was there.
+
+    ``Path.write_text`` without its text-file layers: one open, the writes and a close,
+    for the prompt written on every start.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def spare_pipe_path(folder: Path, holder_pid: int) -> Path:
+    """Where a runner keeps an emptied output pipe for its next worker (see
+    :class:`dispatch_kit.runner.events.Events`): renaming it costs the filesystem less
+    than making a pipe and removing one for every worker."""
+    return folder / f"spare.{holder_pid}.pipe"
 
 
 def read_exit_file(path: Path) -> dict | None:

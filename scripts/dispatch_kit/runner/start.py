@@ -83,7 +83,10 @@ class Starter:
         Output goes through a named pipe beside the log, named after this
         runner's pid. The worker also holds a spare read end, so if the runner
         dies its writes wait instead of failing, and the next runner reopens the
-        pipe by name and carries on logging.
+        pipe by name and carries on logging. The spare is an open of its own,
+        not the runner's read end inherited: that would share the runner's open
+        file, and a worker clearing O_NONBLOCK on it would leave the runner's
+        reads blocking.
 
         Surviving the runner is bounded: before the gate opens, the runner's
         watchdog (:mod:`dispatch_kit.procs.watchdog`) is told to kill the worker's
@@ -97,11 +100,12 @@ class Starter:
         try:
             cwd, prompt, log_path, command, env = self.preparer.prepare(row)
             fifo = pipe_path(log_path, os.getpid())
-            try:
-                os.mkfifo(fifo, 0o600)
-            except FileExistsError:  # left by an attempt this runner abandoned
-                fifo.unlink()
-                os.mkfifo(fifo, 0o600)
+            if not self.events.take_spare(fifo):  # an earlier worker's, emptied: renamed
+                try:
+                    os.mkfifo(fifo, 0o600)
+                except FileExistsError:  # left by an attempt this runner abandoned
+                    fifo.unlink()
+                    os.mkfifo(fifo, 0o600)
             read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             opened.append(read_fd)
             write_fd = os.open(fifo, os.O_WRONLY)
@@ -122,7 +126,8 @@ class Starter:
             return
         for fd in (write_fd, spare_fd, gate_r):
             os.close(fd)
-        worker = Worker(pid=proc.pid, pid_start=pid_start(proc.pid), log_path=str(log_path),
+        log = str(log_path)
+        worker = Worker(pid=proc.pid, pid_start=pid_start(proc.pid), log_path=log,
                         prompt_path=str(prompt))
         try:
             result = self.claim(row, worker) if claimed is None else \
@@ -144,8 +149,7 @@ class Starter:
             task_id=row.id, attempt=row.attempt, max_attempts=row.max_attempts,
             attempt_id=result.attempt_id, pid=proc.pid, pid_start=worker.pid_start,
             deadline=time.time() + timeout, timeout=timeout, proc=proc, fd=read_fd,
-            log=BoundedLog(log_path, state.options.log_limit), log_path=str(log_path),
-            fifo=fifo,
+            log=BoundedLog(log_path, state.options.log_limit), log_path=log, fifo=fifo,
         )
         state.running[row.id] = running
         self.events.watch_output(running)
@@ -160,7 +164,7 @@ class Starter:
         os.close(gate_w)
         state.progress.emit("dispatched", row.id, f"dispatched {row.id} (attempt {row.attempt}/"
                             f"{row.max_attempts}, pid {proc.pid})", attempt=row.attempt,
-                            pid=proc.pid, log=str(log_path))
+                            pid=proc.pid, log=log)
 
     def _dispatch_claimed(self, row: TaskRow, claimed: ClaimResult,
                           worker: Worker) -> ClaimResult:
