@@ -340,10 +340,10 @@ def test_prompts_name_the_runs_own_mission_and_ledger(tmp_path, cli):
     assert line == f"dispatch-kit: mission=second task=x attempt=1 ledger={ledger}", line
 
 
-def test_each_worker_logs_its_own_output_through_a_reused_pipe_and_none_is_left(tmp_path, cli):
-    """The runner renames a finished worker's output pipe for the next worker (one rename
-    instead of a new pipe and a removal): each log still holds exactly its worker's output,
-    and the run leaves no named pipe behind, spare or not."""
+def test_each_worker_logs_its_own_output_and_no_pipe_is_left(tmp_path, cli):
+    """Each worker's output goes through a named pipe of its own (never one a finished
+    worker's descendants may still hold a read end of): each log holds exactly its
+    worker's output, and the run leaves no named pipe behind."""
     tasks = [{"id": "a"}, {"id": "b", "depends_on": ["a"]}, {"id": "c", "depends_on": ["b"]}]
     plan = small_plan(tmp_path, tasks)
     worker = 'echo "out of $DISPATCH_KIT_TASK"; echo "err of $DISPATCH_KIT_TASK" >&2; : > done.txt'

@@ -160,21 +160,20 @@ def _group_has_live_members(pgid: int) -> bool:
     return False
 
 
-def pump(fd: int, log: BoundedLog | None, *, final: bool = False) -> bool | None:
-    """Copy what a non-blocking pipe holds into ``log``; falsy once it is finished.
+def pump(fd: int, log: BoundedLog | None, *, final: bool = False) -> bool:
+    """Copy what a non-blocking pipe holds into ``log``; False once it is finished.
 
-    Finished means end of file (False: every writer has closed it, it is empty),
-    a read error, or, with ``final`` (the writer is gone), nothing left to read
-    now: whatever still holds the pipe open has escaped the worker's process
-    group and is not waited for (None for these two).
+    Finished means end of file, a read error, or, with ``final`` (the writer is
+    gone), nothing left to read now: whatever still holds the pipe open has
+    escaped the worker's process group and is not waited for.
     """
     while True:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
-            return None if final else True
+            return not final
         except OSError:
-            return None
+            return False
         if not data:
             return False
         if log is not None:

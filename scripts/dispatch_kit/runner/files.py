@@ -56,13 +56,6 @@ def write_text(path: str | Path, text: str) -> None:
         os.close(fd)
 
 
-def spare_pipe_path(folder: Path, holder_pid: int) -> Path:
-    """Where a runner keeps an emptied output pipe for its next worker (see
-    :class:`dispatch_kit.runner.events.Events`): renaming it costs the filesystem less
-    than making a pipe and removing one for every worker."""
-    return folder / f"spare.{holder_pid}.pipe"
-
-
 def read_exit_file(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text())

@@ -100,12 +100,11 @@ class Starter:
         try:
             cwd, prompt, log_path, command, env = self.preparer.prepare(row)
             fifo = pipe_path(log_path, os.getpid())
-            if not self.events.take_spare(fifo):  # an earlier worker's, emptied: renamed
-                try:
-                    os.mkfifo(fifo, 0o600)
-                except FileExistsError:  # left by an attempt this runner abandoned
-                    fifo.unlink()
-                    os.mkfifo(fifo, 0o600)
+            try:
+                os.mkfifo(fifo, 0o600)
+            except FileExistsError:  # left by an attempt this runner abandoned
+                fifo.unlink()
+                os.mkfifo(fifo, 0o600)
             read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             opened.append(read_fd)
             write_fd = os.open(fifo, os.O_WRONLY)
