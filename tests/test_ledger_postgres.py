@@ -279,3 +279,37 @@ def test_a_garbage_schema_version_is_one_line_naming_it(tmp_path, pg_url):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert "schema_version 'v1.x' in its meta table is not a version number" in lines[0]
+
+
+VALUES = ["it's", "back\\slash", "50% ?; -- $$ E'x'", "naïve ✓", "", "a\nb", 1.5, -0.0,
+          1e300, float("inf"), float("-inf"), 2**63 - 1, -(2**63), 0, True, None]
+
+
+def test_values_bound_into_a_batch_come_back_exactly(pg_url):
+    # Inside a write transaction statements travel as one query string with their values
+    # bound on the client: quotes, backslashes, placeholders and comment markers in a value
+    # stay data, and each value comes back as the type it was sent as.
+    with Ledger.open(pg_url, create=True) as ledger, ledger._tx() as db:
+        marks = ", ".join("?" for _ in VALUES)
+        (row,) = db.execute(f"SELECT {marks}", VALUES).fetchall()
+        nan = db.execute("SELECT ?", (float("nan"),)).fetchone()[0]
+    assert list(row) == VALUES
+    assert [type(v) for v in row] == [type(v) for v in VALUES]
+    assert str(row[VALUES.index(-0.0)]) == "-0.0" and nan != nan
+
+
+def test_a_savepoint_rolled_back_takes_its_held_writes_with_it(pg_url, tmp_path):
+    plan = small_plan(tmp_path, [{"id": "a"}, {"id": "b"}])
+    from dispatch_kit.plan.load import load_plan
+
+    with Ledger.open(pg_url, create=True) as ledger:
+        mission = ledger.init_mission(load_plan(plan)).mission
+        with ledger._tx() as db:
+            db.execute("UPDATE tasks SET title = 'outer' WHERE mission_id = ? AND id = 'a'",
+                       (mission,))
+            with pytest.raises(RuntimeError), ledger._tx() as inner:
+                inner.execute("UPDATE tasks SET title = 'inner' WHERE mission_id = ?",
+                              (mission,))
+                raise RuntimeError("roll the savepoint back")
+        titles = {t.id: t.title for t in ledger.tasks(mission)}
+    assert titles == {"a": "outer", "b": "Task b"}

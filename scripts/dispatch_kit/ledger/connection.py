@@ -45,8 +45,9 @@ def append_event(
 
 
 def together(db: Any, *statements: tuple[str, Sequence[Any]]) -> list[Any]:
-    """Run independent statements in one round trip where the backend can (PostgreSQL's
-    pipeline), one by one where it need not (SQLite is in-process); their cursors."""
+    """Run independent statements in one round trip where the backend can (PostgreSQL: one
+    batch, see its ``Connection``), one by one where it need not (SQLite is in-process);
+    their results, in order."""
     send = getattr(db, "execute_together", None)
     if send is not None:
         return send(statements)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.types.numeric import FloatDumper
 
 from dispatch_kit.errors import InputError
 from dispatch_kit.ledger.backends import redact
@@ -98,6 +99,16 @@ def translate(sql: str) -> str | bytes:
     return out
 
 
+class _Float8Literal(FloatDumper):
+    """A float bound into a batch as ``'1.5'::float8``: a bare ``1.5`` is read by the server
+    as ``numeric``, so a value selected back would come out a Decimal, not the float that
+    server-side binding gives (and ``-0.0`` would lose its sign)."""
+
+    def quote(self, obj: Any) -> bytes:
+        value = bytes(super().quote(obj)).strip()
+        return value if value.endswith(b"::float8") else b"'" + value + b"'::float8"
+
+
 class _Deferred:
     """What ``execute`` returns for a write held back until the next round trip."""
 
@@ -154,6 +165,7 @@ class Connection:
         self.pending_begin = False  # the BEGIN is not sent yet (see PostgresStore.transaction)
         self.begun_at: float | None = None  # the database's clock read with that BEGIN
         self._binder = psycopg.ClientCursor(raw)  # binds values into statements (mogrify)
+        self._binder.adapters.register_dumper(float, _Float8Literal)
 
     def _bound(self, sql: str, params: Sequence[Any]) -> str:
         return self._binder.mogrify(translate(sql), params) if params else sql
@@ -314,8 +326,13 @@ class PostgresStore:
         conn = self.conn
         if conn.held is not None:  # nested: a savepoint in the open transaction
             conn.flush()
-            with conn.raw.transaction():
-                yield conn
+            try:
+                with conn.raw.transaction():
+                    yield conn
+                    conn.flush()  # its writes go before the savepoint is released
+            except BaseException:
+                conn.held = []  # writes held inside it were rolled back with it
+                raise
             return
         conn.held, conn.pending_begin, conn.begun_at = [], True, None
         try:
