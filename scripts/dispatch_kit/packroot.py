@@ -77,5 +77,14 @@ def pack_root() -> Path:
     return Path(pack_root_dir())
 
 
+def templates_path() -> str:
+    """The pack's templates folder as a string: the runner renders a prompt per task, and
+    building a Path to find it cost more than looking the template up."""
+    return os.path.join(pack_root_dir(), "templates")
+
+
 def templates_dir() -> Path:
-    return pack_root() / "templates"
+    """:func:`templates_path` as a Path."""
+    from pathlib import Path
+
+    return Path(templates_path())

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from dispatch_kit.guards import digest, locate, store
+from dispatch_kit.ledger.backends.sqlite import files_stamp
 
 POLL_S = 0.5  # between looks at the ledgers' files (stat calls only)
 LEASE_CHECK_S = 5.0  # between reads of the claims, for attempts past their lease
@@ -65,18 +66,6 @@ class Followed:
     stamp: tuple = ()
     checked: float = 0.0  # when its leases were last looked at
     stale: set[tuple] = field(default_factory=set)  # (mission, task, attempt) reported stale
-
-
-def files_stamp(path: str) -> tuple:
-    """Size and mtime of the database and its WAL: a commit changes one of them."""
-    out = []
-    for name in (path, path + "-wal"):
-        try:
-            info = os.stat(name)
-            out.append((info.st_size, info.st_mtime_ns))
-        except OSError:
-            out.append(None)
-    return tuple(out)
 
 
 def clip(text: object, limit: int = 120) -> str:

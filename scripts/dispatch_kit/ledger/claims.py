@@ -7,6 +7,7 @@ holder that vanished can keep it, and a release gives back an attempt that never
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -64,23 +65,18 @@ class Claims:
         ``expect_attempt`` makes the claim fail if the attempt moved on meanwhile.
         """
         with self.db.tx() as db:
-            # The task row (locked), what it still waits for and the next attempt id,
-            # read in one round trip with the BEGIN where the backend has round trips.
-            statements = [(TASK_STATE_SQL + self.db.store.for_update, (mission_id, task_id)),
-                          (BLOCKERS_SQL, (mission_id, task_id))]
-            if self.db.store.next_attempt_id:
-                statements.append((self.db.store.next_attempt_id, ()))
-            results = together(db, *statements)
-            row = results[0].fetchone()
+            # The task row (locked) and what it still waits for.
+            (state, blockers), attempt_id = self._first_reads(
+                db, (TASK_STATE_SQL + self.db.store.for_update, (mission_id, task_id)),
+                (BLOCKERS_SQL, (mission_id, task_id)))
+            row = state.fetchone()
             if row is None:
                 raise self.queries.unknown_task(mission_id, task_id)
             now = self.db.now(now)  # after the first statement: read with its BEGIN
             return self._claim_row(db, mission_id, task_id, row, holder, lease,
                                    holder_pid=holder_pid, holder_start=holder_start,
                                    worker=worker, expect_attempt=expect_attempt, now=now,
-                                   blockers=results[1].fetchall(),
-                                   attempt_id=results[2].fetchone()[0]
-                                   if len(results) > 2 else None)
+                                   blockers=blockers.fetchall(), attempt_id=attempt_id)
 
     def claim_next(
         self,
@@ -100,27 +96,22 @@ class Claims:
         N claimers take N different tasks at once.
         """
         with self.db.tx() as db:
-            statements = [(
+            (first,), attempt_id = self._first_reads(db, (
                 f"SELECT {TASK_COLS} FROM tasks t "
                 "WHERE t.mission_id = ? AND t.state = 'ready' AND NOT EXISTS (SELECT 1 FROM "
                 "deps d JOIN tasks u ON u.mission_id = d.mission_id AND u.id = d.dep_id "
                 "WHERE d.mission_id = t.mission_id AND d.task_id = t.id "
                 "AND u.state != 'verified') ORDER BY t.seq LIMIT 1" + self.db.store.skip_locked,
                 (mission_id,),
-            )]
-            if self.db.store.next_attempt_id:  # an id left unused when none is ready: a gap
-                statements.append((self.db.store.next_attempt_id, ()))
-            results = together(db, *statements)
-            row = results[0].fetchone()
+            ))
+            row = first.fetchone()
             if row is None:
                 return None
             now = self.db.now(now)  # after the first statement: read with its BEGIN
             result = self._claim_row(db, mission_id, row["id"], row, holder, lease,
                                      holder_pid=holder_pid, holder_start=holder_start,
                                      worker=worker, expect_attempt=None, now=now,
-                                     blockers=[],
-                                     attempt_id=results[1].fetchone()[0]
-                                     if len(results) > 1 else None)
+                                     blockers=[], attempt_id=attempt_id)
         if not result.ok:
             return result
         # The row as ``task`` would now read it, so a runner need not read it again.
@@ -128,6 +119,18 @@ class Claims:
                           "started_at": row["started_at"] if row["started_at"] is not None
                           else now})
         return replace(result, task=task)
+
+    def _first_reads(self, db: Any, *statements: tuple[str, Sequence[Any]]
+                     ) -> tuple[list[Any], int | None]:
+        """A claim's first reads, in one round trip with the BEGIN where the backend has
+        round trips, and the next attempt's id where the backend draws it ahead
+        (``store.next_attempt_id``; unused when nothing is claimed: a gap), else None (the
+        attempt's INSERT returns it)."""
+        draw = self.db.store.next_attempt_id
+        if not draw:
+            return together(db, *statements), None
+        *results, drawn = together(db, *statements, (draw, ()))
+        return results, int(drawn.fetchone()[0])
 
     def _claim_row(self, db: Any, mission_id: str, task_id: str, row: Any, holder: str,
                    lease: float, *, holder_pid: int | None, holder_start: str | None,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dispatch_kit.check.confine import realpath, within
 from dispatch_kit.durations import prose_duration
 from dispatch_kit.errors import InputError
-from dispatch_kit.packroot import pack_root_dir, templates_dir
+from dispatch_kit.packroot import templates_dir, templates_path
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -58,18 +58,7 @@ def clause_names() -> list[str]:
 
 def template_path(name: str) -> Path:
     """The file behind a template name; an unknown name lists the known ones."""
-    return Path(_template_file(_templates_root(pack_root_dir()), name))
-
-
-@lru_cache(maxsize=4)
-def _templates_root(pack_root: str) -> str:
-    """:func:`templates_dir` as a string (the same expression), for the pack root
-    :func:`pack_root_dir` names.
-
-    The runner renders a prompt per task; building and joining that Path on each render
-    cost more than looking the template up. Keyed by the pack root, so never stale.
-    """
-    return str(Path(pack_root) / "templates")
+    return Path(_template_file(templates_path(), name))
 
 
 def _template_file(root: str, name: str) -> str:
@@ -123,7 +112,7 @@ def _environment(root: str) -> SandboxedEnvironment:
 
 def environment() -> SandboxedEnvironment:
     """The sandboxed environment for the current pack root (cached per root)."""
-    return _environment(str(templates_dir()))
+    return _environment(templates_path())
 
 
 # --------------------------------------------------------------------------- filters
@@ -159,7 +148,7 @@ def fenced(text: Any, lang: str = "") -> str:
 
 def render_template(name: str, variables: Mapping[str, Any]) -> str:
     """Render ``templates/<name>.md.j2`` with ``variables``; every defect is an InputError."""
-    root = _templates_root(pack_root_dir())
+    root = templates_path()
     path = _template_file(root, name)
     env = _environment(root)
     return _guarded(path, lambda: env.get_template(f"{name}{SUFFIX}").render(variables))

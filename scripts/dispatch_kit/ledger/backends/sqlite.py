@@ -43,6 +43,19 @@ def _core_columns() -> dict[str, set[str]]:
         conn.close()
 
 
+
+def files_stamp(path: str) -> tuple:
+    """Size and mtime of the database and its WAL: a commit changes one of them (what a
+    reader that cannot be notified watches, a few stat calls a second)."""
+    out = []
+    for name in (path, path + "-wal"):
+        try:
+            info = os.stat(name)
+            out.append((info.st_size, info.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
 class SqliteStore:
     """An open SQLite ledger file (see :class:`dispatch_kit.ledger.backends.Store`)."""
 
@@ -200,14 +213,7 @@ class SqliteStore:
         """Nothing to do: ``BEGIN IMMEDIATE`` already holds the whole file."""
 
     def _files_stamp(self) -> tuple:
-        out = []
-        for name in (self.where, self.where + "-wal"):
-            try:
-                info = os.stat(name)
-                out.append((info.st_size, info.st_mtime_ns))
-            except OSError:
-                out.append(None)
-        return tuple(out)
+        return files_stamp(self.where)
 
     def wait_for_events(self, timeout: float) -> bool:
         """SQLite cannot notify a reader: watch the file and its WAL (size and mtime, a few
